@@ -1,0 +1,152 @@
+"""``baton serve``: start-up order, readiness and a clean stop.
+
+Order: parse the listen address → reach opencode (its ``/path`` names the project, which
+decides which config files apply) → load the config → open the store → bind the HTTP port →
+run the engine until SIGINT/SIGTERM. Failures map to exit codes the CLI documents: 2 for
+bad config or arguments, 3 when opencode stays unreachable for ``connect_timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from socket import socket
+
+import anyio
+import structlog
+
+from baton.config import Config, ConfigError, load_config
+from baton.engine import Engine
+from baton.fallback.policy import FallbackPolicy
+from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavailable, auth_from_env
+from baton.server import HttpServer, bind_socket, build_app, make_server
+from baton.store import Store
+
+__all__ = ["DEFAULT_LISTEN", "ServeOptions", "StartupError", "default_state_dir", "parse_listen", "serve"]
+
+log = structlog.get_logger("baton")
+
+DEFAULT_LISTEN = "127.0.0.1:4097"
+
+
+class StartupError(Exception):
+    """baton cannot start; ``exit_code`` says why (2 config/arguments, 3 opencode unreachable)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    opencode_url: str
+    config_path: Path | None = None
+    listen: str = DEFAULT_LISTEN
+    state_dir: Path | None = None
+    connect_timeout: float = 30.0
+    project_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Where the one "attached" line goes (the CLI prints it to stdout).
+    announce: Callable[[str], None] = lambda _line: None
+
+
+def default_state_dir(env: dict[str, str]) -> Path:
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "baton"
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise StartupError(f"--listen must be HOST:PORT, e.g. {DEFAULT_LISTEN} (got {listen!r})", 2)
+    return host.strip("[]"), int(port)
+
+
+async def _reach(client: OpencodeClient, patience: float) -> dict[str, object]:
+    """Ask opencode where it runs, retrying until ``timeout``: it may still be starting."""
+    delay = 0.1
+    last = "no answer"
+    with anyio.move_on_after(patience):
+        while True:
+            try:
+                return await client.path()
+            except OpencodeUnavailable as exc:
+                last = str(exc)
+            except OpencodeError as exc:
+                raise StartupError(f"opencode at {client.base_url} refused baton: {exc}", 3) from exc
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    raise StartupError(
+        f"opencode is not reachable at {client.base_url} after {patience:g}s ({last}); "
+        "start it with `opencode serve --port 4096` or pass --opencode-url", 3
+    )
+
+
+def _load(options: ServeOptions, project: Path | None) -> Config:
+    try:
+        return load_config(project, explicit=options.config_path, env=options.env)
+    except ConfigError as exc:
+        raise StartupError(f"config error: {exc}", 2) from exc
+
+
+async def serve(options: ServeOptions) -> None:
+    """Run ``baton serve`` until a signal; raises :class:`StartupError` when it cannot start."""
+    host, port = parse_listen(options.listen)
+    if options.config_path is not None:
+        _load(options, None)  # a bad explicit file fails before any network wait
+    client = OpencodeClient(options.opencode_url, auth=auth_from_env(options.env))
+    async with client:
+        where = await _reach(client, options.connect_timeout)
+        directory = where.get("directory")
+        project = options.project_dir or (Path(directory) if isinstance(directory, str) else None)
+        config = _load(options, project)
+        for warning in config.warnings:
+            log.warning(warning)
+        state_dir = options.state_dir or default_state_dir(options.env)
+        store = Store(state_dir / "baton.db")
+        try:
+            try:
+                sock = bind_socket(host, port)
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {options.listen}: {exc.strerror}", 2) from exc
+            await _run(options, client, config, store, sock)
+        finally:
+            store.close()
+
+
+async def _run(options: ServeOptions, client: OpencodeClient, config: Config, store: Store, sock: socket) -> None:
+    def attached(sessions: int) -> None:
+        options.announce(
+            f"baton: attached to {options.opencode_url} (watching {sessions} sessions); "
+            f"health at http://{options.listen}/healthz"
+        )
+
+    policy = FallbackPolicy(config, Engine.load_cooldowns(store, time.time()))
+    engine = Engine(client, policy, store, on_attach=attached)
+    server = make_server(build_app(engine))
+    never_attached = False
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(engine.run)
+        tg.start_soon(server.serve, [sock])
+        tg.start_soon(_stop_on_signal, tg.cancel_scope, server)
+        with anyio.move_on_after(options.connect_timeout):
+            await engine.attached.wait()
+        if not engine.attached.is_set() and not tg.cancel_scope.cancel_called:
+            never_attached = True
+            tg.cancel_scope.cancel()
+    if never_attached:
+        raise StartupError(f"could not open opencode's event stream at {options.opencode_url}", 3)
+
+
+async def _stop_on_signal(scope: anyio.CancelScope, server: HttpServer) -> None:
+    """SIGINT/SIGTERM: stop serving and cancel everything; running work is not waited on."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            break
+    server.should_exit = True
+    scope.cancel()

@@ -1,0 +1,347 @@
+"""The engine: feeds opencode's events to the decision core and carries out its actions.
+
+One asyncio loop, one writer. :meth:`Engine.feed` is synchronous: it hands an event to the
+policy and executes the returned actions at once — timers and journal writes inline, HTTP
+calls as tasks in the engine's task group whose outcome comes back through ``feed`` as an
+event. Because nothing awaits between an event and its decision, no lock is needed.
+
+The stream loop reconnects with capped backoff, treats 30 s without a heartbeat as a dead
+stream, and resyncs on every (re)connect from ``GET /session/status`` and the messages of the
+sessions it tracks: the stream has no replay, so that is the only record of what was missed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+
+from baton.actions import Action, CancelTimer, Note, Resend, SaveCooldown, Schedule, Toast
+from baton.cooldowns import Cooldowns
+from baton.events import Event, ResendOutcome, ResendResult, TimerFired, UserMessage
+from baton.fallback.policy import FallbackPolicy
+from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError, input_part
+from baton.opencode.events import STREAM_EVENTS, message_events, parse_event, parse_status
+from baton.store import JournalEntry, Store
+
+__all__ = ["Clock", "Engine", "EngineState", "EngineStats", "SystemClock"]
+
+log = structlog.get_logger("baton")
+
+HEARTBEAT_TIMEOUT_S = 30.0
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 5.0
+ABORT_TIMEOUT_S = 5.0
+PROMPT_TIMEOUT_S = 10.0
+PROMPT_RETRIES = 3
+RESYNC_MESSAGE_LIMIT = 30
+
+
+class Clock(Protocol):
+    """Wall time in epoch seconds; tests pass a fake one."""
+
+    def time(self) -> float: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+
+class EngineState(StrEnum):
+    UNOPENED = "unopened"
+    ATTACHED = "attached"
+    DETACHED = "detached"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """A snapshot for ``/healthz`` and ``baton status``."""
+
+    state: EngineState
+    opencode_url: str
+    events: int
+    connects: int
+    last_event_at: float | None
+    sessions: list[dict[str, Any]]
+    cooldowns: list[dict[str, Any]]
+    fallbacks: int
+
+
+class Engine:
+    """Attaches to one opencode server and keeps its sessions on a working model."""
+
+    def __init__(
+        self,
+        client: OpencodeClient,
+        policy: FallbackPolicy,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        on_attach: Callable[[int], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.policy = policy
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.state = EngineState.UNOPENED
+        self.attached = anyio.Event()
+        self._on_attach = on_attach
+        self._tg: TaskGroup | None = None
+        self._timers: dict[str, anyio.CancelScope] = {}
+        self._events = 0
+        self._connects = 0
+        self._fallbacks = 0
+        self._last_event_at: float | None = None
+        self._last_heartbeat = 0.0
+
+    @staticmethod
+    def load_cooldowns(store: Store, now: float) -> Cooldowns:
+        return Cooldowns((model, until) for model, until, _ in store.cooldowns(now))
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Run until cancelled: the stream loop plus whatever the actions start."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._stream_loop)
+        self.state = EngineState.CLOSED
+
+    def _spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(fn, *args)
+
+    async def _stream_loop(self) -> None:
+        backoff = BACKOFF_FIRST_S
+        while True:
+            try:
+                async with self.client.event_lines() as lines:
+                    backoff = BACKOFF_FIRST_S
+                    await self._consume(lines)
+                log.warning("event stream closed by opencode; reconnecting")
+            except OpencodeError as exc:
+                if self.state is EngineState.ATTACHED:
+                    log.warning("event stream lost; reconnecting", error=str(exc))
+            except TimeoutError:
+                log.warning("no heartbeat from opencode for 30 s; reconnecting")
+            if self.state is EngineState.ATTACHED:
+                self.state = EngineState.DETACHED
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _consume(self, lines: Any) -> None:
+        self._last_heartbeat = self.clock.time()
+        resynced = False
+        while True:
+            with anyio.fail_after(HEARTBEAT_TIMEOUT_S):
+                line = await anext(lines, None)
+            if line is None:
+                return
+            if not line.startswith("data:"):
+                continue
+            try:
+                payload = json.loads(line[5:])
+            except ValueError:
+                continue
+            kind = payload.get("type") if isinstance(payload, dict) else None
+            if kind in STREAM_EVENTS:
+                self._last_heartbeat = self.clock.time()
+                if not resynced:
+                    resynced = True
+                    await self._attach()
+                continue
+            if self.clock.time() - self._last_heartbeat > HEARTBEAT_TIMEOUT_S:
+                raise TimeoutError
+            event = parse_event(payload)
+            if event is not None:
+                self.feed(event)
+
+    async def _attach(self) -> None:
+        """First frame of a (re)connection: resync, then report attached."""
+        self._connects += 1
+        try:
+            await self.resync()
+        except OpencodeError as exc:
+            log.warning("resync failed; continuing on the stream alone", error=str(exc))
+        first = self.state is EngineState.UNOPENED
+        self.state = EngineState.ATTACHED
+        self.attached.set()
+        if first and self._on_attach is not None:
+            self._on_attach(len(self.policy.sessions))
+        elif not first:
+            log.info("re-attached to opencode", url=self.client.base_url)
+
+    async def resync(self) -> None:
+        """Replay what the stream cannot: live statuses and the latest turn of each session
+        baton tracks or that is busy now. Decisions are keyed, so replays decide nothing twice."""
+        statuses = await self.client.session_status()
+        tracked = {sid for sid, s in self.policy.sessions.items() if s.fb is not None}
+        for sid in sorted(tracked | set(statuses)):
+            directory = self.policy.sessions[sid].directory if sid in self.policy.sessions else None
+            try:
+                rows = await self.client.messages(sid, directory, limit=RESYNC_MESSAGE_LIMIT)
+            except OpencodeHTTPError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            for event in _latest_turn(message_events(rows)):
+                self.feed(event)
+            self.feed(parse_status(sid, statuses.get(sid)))
+
+    # ------------------------------------------------------------------ deciding
+
+    def feed(self, event: Event) -> None:
+        """Hand one event to the core and execute its actions. Never awaits."""
+        now = self.clock.time()
+        self._events += 1
+        self._last_event_at = now
+        for action in self.policy.handle(event, now):
+            self._execute(action, now)
+
+    def _execute(self, action: Action, now: float) -> None:
+        if isinstance(action, Note):
+            self._journal(action, now)
+        elif isinstance(action, Resend):
+            self._fallbacks += 1
+            self._spawn(self._resend, action)
+        elif isinstance(action, Schedule):
+            self._schedule(action.key, action.at)
+        elif isinstance(action, CancelTimer):
+            scope = self._timers.pop(action.key, None)
+            if scope is not None:
+                scope.cancel()
+        elif isinstance(action, SaveCooldown):
+            self.store.save_cooldown(action.model, action.until, action.reason, now)
+            log.info("model cooling down", model=action.model, seconds=round(action.until - now, 1))
+        elif isinstance(action, Toast):
+            self._spawn(self._toast, action)
+
+    def _journal(self, note: Note, now: float) -> None:
+        self.store.journal([JournalEntry(now, note.session_id, note.kind, note.text, note.data)])
+        log.info(note.text, session=note.session_id, decision=note.kind)
+
+    # ------------------------------------------------------------------ timers
+
+    def _schedule(self, key: str, at: float) -> None:
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        scope = anyio.CancelScope()
+        self._timers[key] = scope
+        self._spawn(self._timer, key, at, scope)
+
+    async def _timer(self, key: str, at: float, scope: anyio.CancelScope) -> None:
+        with scope:
+            await anyio.sleep(max(0.0, at - self.clock.time()))
+            if self._timers.get(key) is scope:
+                del self._timers[key]
+                self.feed(TimerFired(key))
+
+    # ------------------------------------------------------------------ executing
+
+    async def _resend(self, action: Resend) -> None:
+        """Abort (if needed) and re-send; report the outcome as a ``ResendResult`` (spec §7)."""
+        aborted = False
+        try:
+            message_id, parts = await self._message_for(action)
+            if not parts:
+                self._resend_done(action, ResendOutcome.REFUSED, False, "no user message to re-send")
+                return
+            if action.abort:
+                with anyio.fail_after(ABORT_TIMEOUT_S):
+                    await self.client.abort(action.session_id, action.directory)
+                aborted = True
+        except (OpencodeError, TimeoutError) as exc:
+            self._resend_done(action, ResendOutcome.REFUSED, False, f"could not stop the turn: {exc}")
+            return
+        delay = 0.2
+        for attempt in range(1, PROMPT_RETRIES + 1):
+            try:
+                await self.client.prompt_async(
+                    action.session_id, parts=parts, model=action.model, agent=action.agent,
+                    message_id=message_id, directory=action.directory,
+                )
+            except OpencodeHTTPError as exc:
+                if not aborted or attempt == PROMPT_RETRIES:
+                    self._resend_done(action, ResendOutcome.REFUSED, aborted, str(exc))
+                    return
+            except OpencodeError as exc:
+                if "timed out" in str(exc):
+                    self._resend_done(action, ResendOutcome.UNKNOWN, aborted, str(exc))
+                    return
+                if not aborted or attempt == PROMPT_RETRIES:
+                    self._resend_done(action, ResendOutcome.REFUSED, aborted, str(exc))
+                    return
+            else:
+                self._resend_done(action, ResendOutcome.ACCEPTED, aborted)
+                return
+            await anyio.sleep(delay)
+            delay *= 2
+
+    async def _message_for(self, action: Resend) -> tuple[str | None, list[dict[str, Any]]]:
+        """The message to re-send with every part in input form; fetched if the stream lacked it."""
+        raw = action.parts
+        message_id = action.message_id
+        if raw is None:
+            rows = await self.client.messages(action.session_id, action.directory, limit=RESYNC_MESSAGE_LIMIT)
+            for row in reversed(rows):
+                info = row.get("info") if isinstance(row, dict) else None
+                if not isinstance(info, dict) or info.get("role") != "user":
+                    continue
+                if message_id is None or info.get("id") == message_id:
+                    message_id = info.get("id")
+                    raw = tuple(p for p in row.get("parts") or () if isinstance(p, dict))
+                    break
+        parts = [p for p in (input_part(part) for part in raw or ()) if p is not None]
+        return message_id, parts
+
+    def _resend_done(self, action: Resend, outcome: ResendOutcome, aborted: bool, detail: str = "") -> None:
+        self.feed(ResendResult(action.session_id, action.token, outcome, aborted, detail))
+
+    async def _toast(self, action: Toast) -> None:
+        # No TUI attached, or it is busy: a toast is a courtesy (spec §7 step 5).
+        with contextlib.suppress(OpencodeError):
+            await self.client.show_toast(action.title, action.message, action.variant, action.directory)
+
+    # ------------------------------------------------------------------ observing
+
+    def stats(self) -> EngineStats:
+        now = self.clock.time()
+        return EngineStats(
+            state=self.state,
+            opencode_url=self.client.base_url,
+            events=self._events,
+            connects=self._connects,
+            last_event_at=self._last_event_at,
+            sessions=[
+                {
+                    "id": s.session_id, "status": s.status, "agent": s.agent, "original": s.original,
+                    "current": s.current, "attempts": s.attempts, "max_attempts": s.max_attempts,
+                    "chain": list(s.chain), "awaiting": s.awaiting,
+                }
+                for s in self.policy.snapshot(now)
+            ],
+            cooldowns=[
+                {"model": model, "until": until, "seconds_left": math.ceil(until - now)}
+                for model, until in self.policy.cooldowns.active(now)
+            ],
+            fallbacks=self._fallbacks,
+        )
+
+
+def _latest_turn(events: list[Event]) -> list[Event]:
+    """The newest user message and what followed it; older turns are history, not news."""
+    last_user = max((i for i, e in enumerate(events) if isinstance(e, UserMessage)), default=None)
+    return events if last_user is None else events[last_user:]
+

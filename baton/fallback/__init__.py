@@ -1,0 +1,1 @@
+"""Runtime model fallback: error classification, retry-status keys and the per-session policy."""

@@ -1,0 +1,690 @@
+"""The runtime-fallback policy: a pure state machine, ``handle(event, now) -> actions``.
+
+Theory of operation (spec: ``shared/spec/runtime-fallback.md``, cited as §n):
+
+* Tracking. Every event updates a :class:`Session`: its status, its current *turn* (the
+  newest user message with its parts) and the assistant messages answering that turn.
+* Signals. Three events say a model failed: a ``retry`` status (opencode's own retry
+  countdown, the earliest signal), ``session.error``, and an assistant message carrying an
+  error or auto-retry text. All three go through :meth:`FallbackPolicy._on_failure`, one
+  decision function over one per-session state, so one failure yields at most one switch.
+* Guards, in order: classify and learn the cooldown; dedupe (terminal errors by assistant
+  message id, retry signals by ``attempt:model:class``); drop stale signals (messages already
+  replaced, older turns, models the session has left); drop signals while a re-send is in
+  flight; tell baton's own aborts from the user's.
+* Switch. Choose the next usable model *before* touching the session. Only then abort and
+  re-send the user's own message, same id, every part. The choice is tentative until the
+  executor reports the prompt accepted (``ResendResult``); a refusal rolls it back.
+* Watchdog. After a switch, a timer (an action, not a sleep) moves on when the new model
+  shows no output within ``timeout_seconds``.
+
+Nothing here performs I/O, reads a clock or sleeps: time arrives as ``now`` (epoch seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from baton.actions import Action, CancelTimer, Note, Resend, SaveCooldown, Schedule, Toast
+from baton.config import Config, agent_key_for, agent_primary_model, resolve_chain
+from baton.cooldowns import Cooldowns
+from baton.events import (
+    AssistantMessage,
+    Event,
+    PartDelta,
+    PartUpdated,
+    ResendOutcome,
+    ResendResult,
+    SessionCreated,
+    SessionDeleted,
+    SessionError,
+    SessionIdle,
+    SessionStatus,
+    StatusType,
+    TimerFired,
+    UserMessage,
+)
+from baton.fallback.errors import ErrorType, classify_error, retry_after_ms
+from baton.fallback.retry_status import retry_key
+from baton.fallback.state import FallbackState, Prepared, Session, SessionSnapshot, Turn
+from baton.models import same_model
+
+__all__ = ["COMPACTION_AGENT", "FallbackPolicy"]
+
+COMPACTION_AGENT = "compaction"
+OWN_ABORT_GRACE_S = 5.0
+SESSION_TTL_S = 30 * 60.0
+SWEEP_EVERY_S = 5 * 60.0
+# opencode 1.18 waits 2 s * 2^(attempt-1) (+ up to ~25 % jitter) between its own retries; a
+# `next` inside that band is opencode's schedule, not a retry time the provider gave (§6.1).
+OPENCODE_BACKOFF_BASE_S = 2.0
+OUTPUT_PART_TYPES = frozenset({"text", "reasoning", "tool"})
+_NO_ACTIONS: list[Action] = []
+
+
+def _watchdog_key(session_id: str) -> str:
+    return f"watchdog:{session_id}"
+
+
+class FallbackPolicy:
+    """Decides, per session, when to leave a failing model and which model to take next."""
+
+    def __init__(
+        self,
+        config: Config,
+        cooldowns: Cooldowns,
+        *,
+        owned_elsewhere: Callable[[str], bool] = lambda _session_id: False,
+    ) -> None:
+        self.config = config
+        self.settings = config.runtime_fallback
+        self.cooldowns = cooldowns
+        # Task children belong to the scheduler: one owner per session (§1).
+        self._owned_elsewhere = owned_elsewhere
+        self.sessions: dict[str, Session] = {}
+        self._token = 0
+        self._next_sweep: float | None = None
+        self._handlers: dict[type, Callable[[Any, float], list[Action]]] = {
+            PartDelta: self._on_delta,
+            PartUpdated: self._on_part,
+            AssistantMessage: self._on_assistant,
+            UserMessage: self._on_user,
+            SessionStatus: self._on_status,
+            SessionIdle: self._on_idle,
+            SessionError: self._on_session_error,
+            SessionCreated: self._on_created,
+            SessionDeleted: self._on_deleted,
+            TimerFired: self._on_timer,
+            ResendResult: self._on_resend_result,
+        }
+
+    # ------------------------------------------------------------------ entry point
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Feed one event; return what the engine must do. Cheap for the common events."""
+        if not self.settings.enabled:
+            return _NO_ACTIONS
+        actions = self._handlers[type(event)](event, now)
+        if self._next_sweep is None or now >= self._next_sweep:
+            self._sweep(now)
+        return actions
+
+    def snapshot(self, now: float) -> list[SessionSnapshot]:
+        """Frozen view of the sessions that have fallback state, newest activity first."""
+        rows = [
+            SessionSnapshot(
+                session_id=s.id,
+                status=s.status.value,
+                agent=s.agent_raw,
+                original=s.fb.original if s.fb else None,
+                current=s.fb.current if s.fb else None,
+                attempts=s.fb.attempts if s.fb else 0,
+                max_attempts=self.settings.max_fallback_attempts,
+                chain=s.fb.chain if s.fb else (),
+                awaiting=bool(s.fb and s.fb.awaiting),
+                last_seen=s.last_seen,
+            )
+            for s in self.sessions.values()
+            if s.fb is not None
+        ]
+        rows.sort(key=lambda row: row.last_seen, reverse=True)
+        return rows
+
+    # ------------------------------------------------------------------ tracking
+
+    def _session(self, session_id: str, now: float) -> Session | None:
+        if self._owned_elsewhere(session_id):
+            return None
+        session = self.sessions.get(session_id)
+        if session is None:
+            session = self.sessions[session_id] = Session(id=session_id, last_seen=now)
+        else:
+            session.last_seen = now
+        return session
+
+    def _on_created(self, event: SessionCreated, now: float) -> list[Action]:
+        session = self._session(event.session_id, now)
+        if session is not None:
+            session.directory = event.directory or session.directory
+            session.parent_id = event.parent_id
+        return _NO_ACTIONS
+
+    def _on_deleted(self, event: SessionDeleted, now: float) -> list[Action]:
+        session = self.sessions.pop(event.session_id, None)
+        if session is not None and session.fb is not None and session.fb.watchdog_at is not None:
+            return [CancelTimer(_watchdog_key(session.id))]
+        return _NO_ACTIONS
+
+    def _sweep(self, now: float) -> None:
+        """Forget sessions unseen for 30 minutes, keys and id sets included (§6.9)."""
+        self._next_sweep = now + SWEEP_EVERY_S
+        stale = [sid for sid, s in self.sessions.items() if now - s.last_seen > SESSION_TTL_S]
+        for sid in stale:
+            del self.sessions[sid]
+
+    def _on_part(self, event: PartUpdated, now: float) -> list[Action]:
+        session = self.sessions.get(event.session_id)
+        if session is None or session.turn is None:
+            return _NO_ACTIONS
+        turn = session.turn
+        if event.message_id == turn.user_id:
+            turn.parts[event.part_id] = event.part
+            return _NO_ACTIONS
+        is_output = event.type in OUTPUT_PART_TYPES and (event.type != "text" or bool(event.text))
+        if is_output and event.message_id in turn.assistants:
+            return self._on_output(session, event.message_id, now)
+        return _NO_ACTIONS
+
+    def _on_delta(self, event: PartDelta, now: float) -> list[Action]:
+        # The hot path: most deltas belong to sessions with nothing to decide.
+        session = self.sessions.get(event.session_id)
+        if session is None or session.turn is None or not event.delta:
+            return _NO_ACTIONS
+        turn = session.turn
+        if event.message_id in turn.outputs or event.message_id not in turn.assistants:
+            return _NO_ACTIONS
+        return self._on_output(session, event.message_id, now)
+
+    def _on_output(self, session: Session, message_id: str, now: float) -> list[Action]:
+        """Visible output in the current turn: an answer when it comes from the model in use (§6.6)."""
+        session.last_seen = now
+        turn = session.turn
+        assert turn is not None
+        turn.outputs.add(message_id)
+        fb = session.fb
+        if fb is None:
+            return _NO_ACTIONS
+        model = turn.assistants.get(message_id)
+        in_use = (fb.current, fb.pending, fb.in_flight.model if fb.in_flight else None)
+        if not any(same_model(model, m) for m in in_use):
+            return _NO_ACTIONS
+        fb.retry_key = None
+        if not fb.awaiting or fb.in_flight is not None:
+            return _NO_ACTIONS
+        actions: list[Action] = [
+            Note(session.id, "answered", f"{model} answered; the switch is confirmed", {"model": model})
+        ]
+        self._clear_switch(fb, actions, session.id)
+        return actions
+
+    # ------------------------------------------------------------------ user turns (§8)
+
+    def _on_user(self, event: UserMessage, now: float) -> list[Action]:
+        if event.agent == COMPACTION_AGENT:
+            return _NO_ACTIONS
+        session = self._session(event.session_id, now)
+        if session is None:
+            return _NO_ACTIONS
+        if event.agent:
+            session.agent_raw = event.agent
+            session.agent_key = agent_key_for(self.config, event.agent)
+        model = event.model
+        turn = session.turn
+        actions: list[Action] = []
+        if turn is not None and turn.user_id == event.message_id:
+            if event.parts is not None:
+                turn.parts = {p.get("id", str(i)): p for i, p in enumerate(event.parts)}
+            if model is None or same_model(model, turn.model) or self._is_own_model(session, model):
+                turn.model = model or turn.model
+                return actions
+            turn.model = model
+            self._manual_change(session, model, now, actions, "the message's model was changed")
+            return actions
+        # A new turn: the keys and id sets of the old one no longer apply (§8.2).
+        session.turn = turn = Turn(user_id=event.message_id, model=model, agent=event.agent)
+        if event.parts is not None:
+            turn.parts = {p.get("id", str(i)): p for i, p in enumerate(event.parts)}
+        fb = session.fb
+        if model is None:
+            return actions
+        if fb is None:
+            session.fb = self._new_state(session, model)
+        else:
+            fb.retry_key = None
+            fb.replaced.clear()
+            fb.decided.clear()
+            if not self._is_own_model(session, model):
+                self._manual_change(session, model, now, actions, "a prompt chose another model")
+        if self.settings.cooldown_seconds > 0 and self.cooldowns.is_cooling(model, now):
+            turn.reroute = True
+        return actions
+
+    def _is_own_model(self, session: Session, model: str) -> bool:
+        fb = session.fb
+        if fb is None:
+            return False
+        prepared = fb.in_flight.model if fb.in_flight else None
+        return any(same_model(model, m) for m in (fb.current, fb.pending, prepared))
+
+    def _manual_change(
+        self, session: Session, model: str, now: float, actions: list[Action], why: str
+    ) -> None:
+        """The user picked a model: a fresh chain for it, counters dropped (§8.4)."""
+        old = session.fb
+        if old is not None and old.watchdog_at is not None:
+            actions.append(CancelTimer(_watchdog_key(session.id)))
+        session.fb = self._new_state(session, model)
+        actions.append(
+            Note(session.id, "reset", f"{why}: now on {model}, fallback chain restarted", {"model": model})
+        )
+
+    def _new_state(self, session: Session, model: str) -> FallbackState:
+        chain = resolve_chain(self.config, agent_key=session.agent_key, category=None, model=model)
+        return FallbackState(original=model, current=model, chain=chain.models, chain_source=chain.source)
+
+    def _turn_started(self, session: Session, now: float) -> list[Action]:
+        """First sign the turn runs: carry out a pending proactive reroute (§8.6)."""
+        turn = session.turn
+        if turn is None or turn.started:
+            return _NO_ACTIONS
+        turn.started = True
+        if not turn.reroute or session.fb is None or turn.model is None:
+            return _NO_ACTIONS
+        turn.reroute = False
+        if not self.cooldowns.is_cooling(turn.model, now):
+            return _NO_ACTIONS
+        actions: list[Action] = []
+        self._switch(session, turn.model, None, now, actions, reason=f"{turn.model} is cooling down")
+        return actions
+
+    # ------------------------------------------------------------------ status and idle
+
+    def _on_status(self, event: SessionStatus, now: float) -> list[Action]:
+        session = self._session(event.session_id, now)
+        if session is None:
+            return _NO_ACTIONS
+        if event.type is StatusType.IDLE:
+            return self._idle(session, now)
+        session.status = event.type
+        if event.type is StatusType.BUSY:
+            return self._turn_started(session, now)
+        actions = list(self._turn_started(session, now))
+        actions += self._on_retry_status(session, event, now)
+        return actions
+
+    def _on_idle(self, event: SessionIdle, now: float) -> list[Action]:
+        session = self._session(event.session_id, now)
+        return _NO_ACTIONS if session is None else self._idle(session, now)
+
+    def _idle(self, session: Session, now: float) -> list[Action]:
+        """Idle also follows every abort, so it never means "answered" (§6.7.3)."""
+        was_idle = session.status is StatusType.IDLE
+        session.status = StatusType.IDLE
+        fb = session.fb
+        if was_idle or fb is None:
+            return _NO_ACTIONS
+        if fb.own_abort_until > now:
+            fb.own_abort_until = 0.0
+        if fb.awaiting:
+            return _NO_ACTIONS
+        fb.pending = None
+        fb.retry_key = None
+        if fb.watchdog_at is not None:
+            fb.watchdog_at = None
+            return [CancelTimer(_watchdog_key(session.id))]
+        return _NO_ACTIONS
+
+    # ------------------------------------------------------------------ failure signals (§6.4)
+
+    def _on_retry_status(self, session: Session, event: SessionStatus, now: float) -> list[Action]:
+        if self.settings.timeout_seconds <= 0 or not event.message:
+            return _NO_ACTIONS
+        info = classify_error(event.message, self.settings.retry_on_errors)
+        if not info.retryable:
+            return _NO_ACTIONS
+        message_id, failing = self._attribute(session, None)
+        key = retry_key({"attempt": event.attempt, "message": event.message}, failing)
+        fb = session.fb
+        if fb is not None:
+            if key == fb.retry_key:
+                return _NO_ACTIONS
+            fb.retry_key = key
+        until = self._provider_until_from_next(event, now)
+        return self._on_failure(
+            session, now, error=event.message, message_id=message_id, failing=failing,
+            terminal=False, provider_until=until, key=key,
+        )
+
+    def _on_session_error(self, event: SessionError, now: float) -> list[Action]:
+        if event.session_id is None:
+            return [Note(None, "ignored", "an error event without a session id was ignored")]
+        session = self._session(event.session_id, now)
+        if session is None:
+            return _NO_ACTIONS
+        message_id, failing = self._attribute(session, None)
+        return self._on_failure(
+            session, now, error=event.error, message_id=message_id, failing=failing, terminal=True
+        )
+
+    def _on_assistant(self, event: AssistantMessage, now: float) -> list[Action]:
+        if event.agent == COMPACTION_AGENT:
+            return _NO_ACTIONS
+        session = self._session(event.session_id, now)
+        if session is None:
+            return _NO_ACTIONS
+        turn = session.turn
+        actions: list[Action] = []
+        if turn is not None and (event.parent_id == turn.user_id or event.parent_id is None):
+            if event.message_id not in turn.assistants:
+                turn.assistants[event.message_id] = event.model
+                actions += self._turn_started(session, now)
+            elif event.model is not None:
+                turn.assistants[event.message_id] = event.model
+            if event.has_output and event.message_id not in turn.outputs:
+                actions += self._on_output(session, event.message_id, now)
+        if event.error is not None:
+            _, failing = self._attribute(session, event.message_id, event.model)
+            actions += self._on_failure(
+                session, now, error=event.error, message_id=event.message_id, failing=failing,
+                terminal=True, parent_id=event.parent_id,
+            )
+        elif event.retry_text is not None:
+            actions += self._on_retry_text(session, event, now)
+        elif event.completed:
+            actions += self._on_completed_empty(session, event, now)
+        return actions
+
+    def _on_retry_text(self, session: Session, event: AssistantMessage, now: float) -> list[Action]:
+        if self.settings.timeout_seconds <= 0 or event.retry_text is None:
+            return _NO_ACTIONS
+        _, failing = self._attribute(session, event.message_id, event.model)
+        key = retry_key({"message": event.retry_text}, failing)
+        fb = session.fb
+        if fb is not None:
+            if key == fb.retry_key:
+                return _NO_ACTIONS
+            fb.retry_key = key
+        return self._on_failure(
+            session, now, error=event.retry_text, message_id=event.message_id, failing=failing,
+            terminal=False, parent_id=event.parent_id, key=key, signal=True,
+        )
+
+    def _on_completed_empty(self, session: Session, event: AssistantMessage, now: float) -> list[Action]:
+        """An assistant message that ended with no output and no error: an abort (§6.7)."""
+        fb, turn = session.fb, session.turn
+        if fb is None or turn is None or event.message_id in turn.outputs:
+            return _NO_ACTIONS
+        if event.message_id in fb.replaced or fb.own_abort_until > now:
+            fb.own_abort_until = 0.0
+            return _NO_ACTIONS
+        if fb.awaiting and fb.in_flight is None and same_model(event.model, fb.current):
+            return self._user_stopped(session)
+        return _NO_ACTIONS
+
+    def _user_stopped(self, session: Session) -> list[Action]:
+        """The user stopped the turn: no fallback, and attempts are not reset (§6.7.2)."""
+        fb = session.fb
+        assert fb is not None
+        actions: list[Action] = [Note(session.id, "user_stop", "the user stopped the turn; no fallback")]
+        self._clear_switch(fb, actions, session.id)
+        return actions
+
+    def _attribute(
+        self, session: Session, message_id: str | None, model: str | None = None
+    ) -> tuple[str | None, str | None]:
+        """The assistant message a failure belongs to, and the failing model (§6.4 rule 4)."""
+        turn = session.turn
+        if message_id is None and turn is not None and turn.assistants:
+            message_id = next(reversed(turn.assistants))
+        if model is None and turn is not None and message_id is not None:
+            model = turn.assistants.get(message_id)
+        if model is None and turn is not None:
+            model = turn.model
+        if model is None and session.fb is not None:
+            model = session.fb.current
+        if model is None and session.agent_key is not None:
+            model = agent_primary_model(self.config, session.agent_key)
+        return message_id, model
+
+    def _provider_until_from_next(self, event: SessionStatus, now: float) -> float | None:
+        """``next`` is the provider's retry time only when it falls outside opencode's backoff band."""
+        if event.next_ms is None:
+            return None
+        delay = event.next_ms / 1000.0 - now
+        attempt = event.attempt if isinstance(event.attempt, int) and event.attempt > 0 else 1
+        base = OPENCODE_BACKOFF_BASE_S * 2 ** (attempt - 1)
+        if base * 0.8 <= delay <= base * 1.3 + 0.5:
+            return None
+        return event.next_ms / 1000.0
+
+    def _on_failure(
+        self,
+        session: Session,
+        now: float,
+        *,
+        error: object,
+        message_id: str | None,
+        failing: str | None,
+        terminal: bool,
+        provider_until: float | None = None,
+        key: str | None = None,
+        parent_id: str | None = None,
+        signal: bool = False,
+    ) -> list[Action]:
+        """One decision per failure (§6.4 rules 4–11).
+
+        ``signal``: auto-retry text is retryable by definition (§4.4 rule 3), even when its
+        phrase ("usage limit", "limit reached") is not one of the §4.3 classes.
+        """
+        actions: list[Action] = []
+        sid = session.id
+        if failing is None:
+            actions.append(Note(sid, "ignored", "a failure arrived but the failing model is unknown"))
+            return actions
+        info = classify_error(error, self.settings.retry_on_errors)
+        retryable = info.retryable or signal
+        if retryable:
+            if provider_until is None:
+                header_ms = retry_after_ms(error, int(now * 1000))
+                provider_until = header_ms / 1000.0 if header_ms is not None else None
+            self._cool(failing, now, provider_until, info.message, actions)
+        fb = session.fb
+        if fb is None:
+            fb = session.fb = self._new_state(session, failing)
+            if key is not None:
+                fb.retry_key = key
+        turn = session.turn
+        if terminal:
+            dedupe_id = message_id or (f"turn:{turn.user_id}" if turn else None)
+            if dedupe_id is not None:
+                if dedupe_id in fb.decided:
+                    return actions
+                fb.decided.add(dedupe_id)
+        # Stale: a replaced message, an older turn, or a model the session already left (§6.4.7).
+        if message_id is not None and message_id in fb.replaced:
+            return actions
+        if parent_id is not None and turn is not None and parent_id != turn.user_id:
+            return actions
+        if not (same_model(failing, fb.current) or same_model(failing, fb.pending)):
+            return actions
+        if fb.in_flight is not None:
+            return actions
+        if info.type is ErrorType.ABORT:
+            if fb.own_abort_until > now:
+                fb.own_abort_until = 0.0
+                return actions
+            if fb.awaiting:
+                actions += self._user_stopped(session)
+            return actions
+        if terminal:
+            fb.awaiting = False
+            if fb.watchdog_at is not None:
+                fb.watchdog_at = None
+                actions.append(CancelTimer(_watchdog_key(sid)))
+        if not retryable:
+            actions.append(
+                Note(sid, "not_retryable", f"{failing} failed with an error that is not retryable: "
+                     f"{info.message[:200]}", {"model": failing, "status": info.status_code})
+            )
+            return actions
+        self._switch(session, failing, message_id, now, actions, reason=info.message[:200])
+        return actions
+
+    def _cool(self, model: str, now: float, provider_until: float | None, why: str, actions: list[Action]) -> None:
+        """Enter (or extend) a model's cooldown, shared by every session (§6.1)."""
+        if self.settings.cooldown_seconds <= 0:
+            return
+        until = provider_until if provider_until is not None else now + self.settings.cooldown_seconds
+        if self.cooldowns.extend(model, until):
+            actions.append(SaveCooldown(model, until, why[:200]))
+
+    # ------------------------------------------------------------------ choosing and switching
+
+    def _prepare(self, fb: FallbackState, failing: str, now: float) -> tuple[int, str] | str:
+        """Choose the next usable model without changing anything (§6.3); a reason on failure."""
+        if fb.attempts >= self.settings.max_fallback_attempts:
+            return "max_attempts"
+        for index in range(fb.index + 1, len(fb.chain)):
+            model = fb.chain[index]
+            if same_model(model, fb.current) or same_model(model, failing):
+                continue
+            if self.settings.cooldown_seconds > 0 and self.cooldowns.is_cooling(model, now):
+                continue
+            return index, model
+        return "no_candidate"
+
+    def _switch(
+        self,
+        session: Session,
+        failing: str,
+        message_id: str | None,
+        now: float,
+        actions: list[Action],
+        *,
+        reason: str,
+    ) -> None:
+        fb = session.fb
+        assert fb is not None
+        sid = session.id
+        if not fb.chain:
+            actions.append(
+                Note(sid, "no_chain", f"{failing} failed but this session has no fallback chain "
+                     "(configure agents.<name>.fallback_models or baton.fallback_models)")
+            )
+            return
+        choice = self._prepare(fb, failing, now)
+        if isinstance(choice, str):
+            why = ("the fallback attempts are used up" if choice == "max_attempts"
+                   else "no model of the chain is usable now")
+            actions.append(
+                Note(sid, "no_fallback", f"{failing} failed and {why}; leaving opencode's own retry running",
+                     {"reason": choice, "attempts": fb.attempts, "chain": list(fb.chain)})
+            )
+            return
+        index, model = choice
+        self._token += 1
+        fb.in_flight = Prepared(self._token, index, model, failing, reason)
+        fb.awaiting = True
+        if message_id is not None:
+            fb.replaced.add(message_id)
+        if fb.watchdog_at is not None:
+            fb.watchdog_at = None
+            actions.append(CancelTimer(_watchdog_key(sid)))
+        turn = session.turn
+        abort = session.status in (StatusType.BUSY, StatusType.RETRY)
+        if abort:
+            fb.own_abort_until = now + OWN_ABORT_GRACE_S
+        parts = tuple(turn.parts.values()) if turn is not None and turn.parts else None
+        actions.append(
+            Note(sid, "switch", f"{failing} failed ({reason}); switching to {model}",
+                 {"from": failing, "to": model, "attempt": fb.attempts + 1, "chain_source": fb.chain_source})
+        )
+        actions.append(
+            Resend(
+                session_id=sid,
+                token=self._token,
+                message_id=turn.user_id if turn is not None else None,
+                model=model,
+                agent=(turn.agent if turn is not None and turn.agent else session.agent_raw),
+                parts=parts,
+                abort=abort,
+                directory=session.directory,
+            )
+        )
+
+    def _on_resend_result(self, event: ResendResult, now: float) -> list[Action]:
+        session = self.sessions.get(event.session_id)
+        fb = session.fb if session is not None else None
+        if session is None or fb is None or fb.in_flight is None or fb.in_flight.token != event.token:
+            return _NO_ACTIONS
+        prepared = fb.in_flight
+        fb.in_flight = None
+        sid = session.id
+        if event.outcome is ResendOutcome.REFUSED:
+            actions: list[Action] = [
+                Note(sid, "resend_failed", f"re-sending on {prepared.model} failed: {event.detail}",
+                     {"model": prepared.model})
+            ]
+            self._clear_switch(fb, actions, sid)
+            actions.append(
+                Toast("baton: fallback failed", f"Could not re-send on {_short(prepared.model)}: {event.detail}"[:300],
+                      "error", session.directory)
+            )
+            return actions
+        fb.index = prepared.index
+        fb.attempts += 1
+        fb.current = fb.pending = prepared.model
+        actions = [
+            Note(sid, "resent", f"message re-sent on {prepared.model} ({event.outcome.value})",
+                 {"model": prepared.model, "attempt": fb.attempts})
+        ]
+        turn = session.turn
+        answered = turn is not None and any(
+            same_model(turn.assistants.get(mid), prepared.model) for mid in turn.outputs
+        )
+        if answered:
+            fb.awaiting = False
+        elif self.settings.timeout_seconds > 0:
+            fb.watchdog_at = now + self.settings.timeout_seconds
+            actions.append(Schedule(_watchdog_key(sid), fb.watchdog_at))
+        if self.settings.notify_on_fallback:
+            actions.append(
+                Toast("baton: model switched",
+                      f"{_short(prepared.failing)} is unavailable; continuing on {_short(prepared.model)}",
+                      "warning", session.directory)
+            )
+        return actions
+
+    def _clear_switch(self, fb: FallbackState, actions: list[Action], session_id: str) -> None:
+        fb.awaiting = False
+        fb.pending = None
+        fb.retry_key = None
+        if fb.watchdog_at is not None:
+            fb.watchdog_at = None
+            actions.append(CancelTimer(_watchdog_key(session_id)))
+
+    # ------------------------------------------------------------------ watchdog (§6.6)
+
+    def _on_timer(self, event: TimerFired, now: float) -> list[Action]:
+        kind, _, sid = event.key.partition(":")
+        session = self.sessions.get(sid)
+        if kind != "watchdog" or session is None or session.fb is None:
+            return _NO_ACTIONS
+        fb = session.fb
+        fb.watchdog_at = None
+        if not fb.awaiting or fb.in_flight is not None:
+            return _NO_ACTIONS
+        turn = session.turn
+        if turn is not None and any(same_model(turn.assistants.get(m), fb.current) for m in turn.outputs):
+            self._clear_switch(fb, [], sid)
+            return _NO_ACTIONS
+        actions: list[Action] = []
+        hung = fb.current
+        self._cool(hung, now, None, "no answer before the watchdog fired", actions)
+        message_id = next(reversed(turn.assistants)) if turn is not None and turn.assistants else None
+        before = len(actions)
+        self._switch(
+            session, hung, message_id, now, actions,
+            reason=f"no answer within {self.settings.timeout_seconds:g}s",
+        )
+        if fb.in_flight is None:
+            fb.awaiting = False
+            fb.pending = None
+            actions.insert(before, Note(session.id, "watchdog", f"{hung} gave no answer in time"))
+        return actions
+
+
+def _short(model: str) -> str:
+    """The model ID after the last ``/``, as a toast shows it."""
+    return model.rsplit("/", 1)[-1]

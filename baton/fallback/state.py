@@ -1,0 +1,93 @@
+"""Per-session records the fallback policy keeps (spec §3.4 tracking, §6.2 fallback state).
+
+Plain mutable, slotted dataclasses: the policy is their only writer (one engine loop),
+and observers get frozen snapshots (:class:`SessionSnapshot`), never these objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from baton.events import StatusType
+
+__all__ = ["FallbackState", "Prepared", "Session", "SessionSnapshot", "Turn"]
+
+
+@dataclass(slots=True)
+class Turn:
+    """The newest user message of a session and the assistant messages answering it."""
+
+    user_id: str
+    model: str | None
+    agent: str | None
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # assistant message id -> its model; insertion order = arrival order
+    assistants: dict[str, str | None] = field(default_factory=dict)
+    # assistant messages that produced visible output (text, reasoning, tool)
+    outputs: set[str] = field(default_factory=set)
+    started: bool = False
+    # set when the turn's model was cooling at arrival: switch once the turn starts (§8.6)
+    reroute: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A tentative switch (§6.3.4): committed when the re-send is accepted, else dropped."""
+
+    token: int
+    index: int
+    model: str
+    failing: str
+    reason: str
+
+
+@dataclass(slots=True)
+class FallbackState:
+    """Where a session stands in its fallback chain (§6.2)."""
+
+    original: str
+    current: str
+    chain: tuple[str, ...]
+    chain_source: str
+    index: int = -1
+    attempts: int = 0
+    pending: str | None = None
+    awaiting: bool = False
+    in_flight: Prepared | None = None
+    own_abort_until: float = 0.0
+    retry_key: str | None = None
+    replaced: set[str] = field(default_factory=set)
+    decided: set[str] = field(default_factory=set)
+    watchdog_at: float | None = None
+
+
+@dataclass(slots=True)
+class Session:
+    """Everything the policy knows about one opencode session."""
+
+    id: str
+    last_seen: float
+    directory: str | None = None
+    parent_id: str | None = None
+    status: StatusType = StatusType.IDLE
+    turn: Turn | None = None
+    agent_raw: str | None = None
+    agent_key: str | None = None
+    fb: FallbackState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """What the status view shows of a session."""
+
+    session_id: str
+    status: str
+    agent: str | None
+    original: str | None
+    current: str | None
+    attempts: int
+    max_attempts: int
+    chain: tuple[str, ...]
+    awaiting: bool
+    last_seen: float

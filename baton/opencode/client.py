@@ -1,0 +1,238 @@
+"""A thin typed client for the opencode server endpoints baton uses.
+
+The PyPI SDKs are stale (no ``prompt_async``, no ``session.status``), so this is our own,
+checked against the server's ``GET /doc``. httpx2 errors never escape: they become
+:class:`OpencodeUnavailable` (no connection) or :class:`OpencodeHTTPError` (an answer we
+did not want), both :class:`OpencodeError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import httpx2
+
+from baton.models import to_api_model
+
+__all__ = [
+    "OpencodeClient",
+    "OpencodeError",
+    "OpencodeHTTPError",
+    "OpencodeUnavailable",
+    "auth_from_env",
+    "input_part",
+]
+
+
+class OpencodeError(Exception):
+    """Talking to opencode failed."""
+
+
+class OpencodeUnavailable(OpencodeError):
+    """No answer at all: connection refused, reset, or timed out."""
+
+
+class OpencodeHTTPError(OpencodeError):
+    """opencode answered with a status baton did not expect."""
+
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        super().__init__(f"{method} {path} answered {status}: {body[:300]}")
+        self.status = status
+        self.body = body
+
+
+@contextmanager
+def _translate(method: str, path: str) -> Iterator[None]:
+    try:
+        yield
+    except httpx2.TimeoutException as exc:
+        raise OpencodeUnavailable(f"{method} {path} timed out") from exc
+    except httpx2.TransportError as exc:
+        raise OpencodeUnavailable(f"{method} {path} failed: {exc}") from exc
+
+
+# Fields each part type accepts on input (``TextPartInput`` etc. in GET /doc). Stored parts
+# carry more (sessionID, messageID, time, ...) that the prompt endpoint rejects.
+_INPUT_FIELDS: dict[str, frozenset[str]] = {
+    "text": frozenset({"id", "type", "text", "synthetic", "ignored", "time", "metadata"}),
+    "file": frozenset({"id", "type", "mime", "filename", "url", "source"}),
+    "agent": frozenset({"id", "type", "name", "source"}),
+    "subtask": frozenset({"id", "type", "prompt", "description", "agent", "model", "command"}),
+}
+
+
+def input_part(part: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A stored message part as the prompt endpoint takes it; None for parts it cannot take."""
+    allowed = _INPUT_FIELDS.get(str(part.get("type")))
+    if allowed is None:
+        return None
+    return {k: v for k, v in part.items() if k in allowed}
+
+
+def auth_from_env(env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """Basic auth as opencode's own clients use it: ``OPENCODE_SERVER_PASSWORD`` (+ username)."""
+    env = os.environ if env is None else env
+    password = env.get("OPENCODE_SERVER_PASSWORD")
+    if not password:
+        return None
+    return env.get("OPENCODE_SERVER_USERNAME") or "opencode", password
+
+
+def _params(directory: str | None) -> dict[str, str]:
+    return {"directory": directory} if directory else {}
+
+
+class OpencodeClient:
+    """REST calls to one opencode server. Use as an async context manager."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        timeout: float = 10.0,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx2.AsyncClient(
+            base_url=self.base_url,
+            auth=auth,
+            timeout=httpx2.Timeout(timeout, connect=min(timeout, 5.0)),
+            transport=transport,
+            limits=httpx2.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+
+    async def __aenter__(self) -> OpencodeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        directory: str | None = None,
+        json: object = None,
+        params: Mapping[str, str | int] | None = None,
+        time_limit: float | None = None,
+    ) -> Any:
+        query: dict[str, str | int] = {**_params(directory), **(params or {})}
+        extra: dict[str, Any] = {}
+        if time_limit is not None:
+            extra["timeout"] = time_limit
+        with _translate(method, path):
+            response = await self._http.request(method, path, params=query, json=json, **extra)
+        if response.status_code >= 300:
+            raise OpencodeHTTPError(method, path, response.status_code, response.text)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def session_status(self, directory: str | None = None) -> dict[str, Any]:
+        """Status of busy and retrying sessions; idle sessions are absent (opencode 1.18)."""
+        data = await self._request("GET", "/session/status", directory=directory)
+        return data if isinstance(data, dict) else {}
+
+    async def session(self, session_id: str, directory: str | None = None) -> dict[str, Any]:
+        data = await self._request("GET", f"/session/{session_id}", directory=directory)
+        return data if isinstance(data, dict) else {}
+
+    async def messages(
+        self, session_id: str, directory: str | None = None, limit: int | None = None
+    ) -> list[Any]:
+        params = {"limit": limit} if limit else None
+        data = await self._request(
+            "GET", f"/session/{session_id}/message", directory=directory, params=params
+        )
+        return data if isinstance(data, list) else []
+
+    async def create_session(
+        self, *, title: str, parent_id: str | None = None, directory: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"title": title}
+        if parent_id:
+            body["parentID"] = parent_id
+        data = await self._request("POST", "/session", directory=directory, json=body)
+        return data if isinstance(data, dict) else {}
+
+    async def abort(self, session_id: str, directory: str | None = None) -> None:
+        await self._request("POST", f"/session/{session_id}/abort", directory=directory)
+
+    async def prompt_async(
+        self,
+        session_id: str,
+        *,
+        parts: list[dict[str, Any]],
+        model: str | None = None,
+        agent: str | None = None,
+        message_id: str | None = None,
+        no_reply: bool | None = None,
+        directory: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue a prompt; returns once opencode accepted it (204), before the model answers."""
+        body: dict[str, Any] = {"parts": parts}
+        if message_id:
+            body["messageID"] = message_id
+        if model:
+            body["model"] = to_api_model(model)
+        if agent:
+            body["agent"] = agent
+        if no_reply is not None:
+            body["noReply"] = no_reply
+        if extra:
+            body.update(extra)
+        await self._request("POST", f"/session/{session_id}/prompt_async", directory=directory, json=body)
+
+    # --- server ---------------------------------------------------------------------------
+
+    async def show_toast(
+        self, title: str, message: str, variant: str = "warning", directory: str | None = None
+    ) -> None:
+        body = {"title": title, "message": message, "variant": variant, "duration": 5000}
+        await self._request("POST", "/tui/show-toast", directory=directory, json=body, time_limit=3.0)
+
+    async def config(self) -> dict[str, Any]:
+        data = await self._request("GET", "/config")
+        return data if isinstance(data, dict) else {}
+
+    async def path(self) -> dict[str, Any]:
+        """The directories the server instance serves (``directory``, ``worktree``, ...)."""
+        data = await self._request("GET", "/path")
+        return data if isinstance(data, dict) else {}
+
+    @asynccontextmanager
+    async def event_lines(self) -> AsyncIterator[AsyncIterator[str]]:
+        """Open ``GET /event`` and yield its raw lines; reconnecting is the caller's job."""
+        request = self._http.build_request(
+            "GET", "/event", headers={"accept": "text/event-stream"},
+            timeout=httpx2.Timeout(None, connect=5.0),
+        )
+        with _translate("GET", "/event"):
+            response = await self._http.send(request, stream=True)
+        try:
+            if response.status_code != 200:
+                body = (await response.aread()).decode(errors="replace")
+                raise OpencodeHTTPError("GET", "/event", response.status_code, body)
+            yield _lines(response)
+        finally:
+            await response.aclose()
+
+
+async def _lines(response: httpx2.Response) -> AsyncIterator[str]:
+    with _translate("GET", "/event"):
+        async for line in response.aiter_lines():
+            yield line
