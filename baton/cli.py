@@ -31,8 +31,8 @@ app = cyclopts.App(name="baton", version=__version__, help="Keeps opencode sessi
 config_app = cyclopts.App(name="config", help="Check or describe the configuration baton reads.")
 app.command(config_app)
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int) -> int:

@@ -29,7 +29,7 @@ from baton.actions import Action, CancelTimer, Note, Resend, SaveCooldown, Sched
 from baton.cooldowns import Cooldowns
 from baton.events import Event, ResendOutcome, ResendResult, TimerFired, UserMessage
 from baton.fallback.policy import FallbackPolicy
-from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError, input_part
+from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError, resend_parts
 from baton.opencode.events import STREAM_EVENTS, message_events, parse_event, parse_status
 from baton.store import JournalEntry, Store
 
@@ -303,8 +303,7 @@ class Engine:
                     message_id = info.get("id")
                     raw = tuple(p for p in row.get("parts") or () if isinstance(p, dict))
                     break
-        parts = [p for p in (input_part(part) for part in raw or ()) if p is not None]
-        return message_id, parts
+        return message_id, resend_parts(raw or ())
 
     def _resend_done(self, action: Resend, outcome: ResendOutcome, aborted: bool, detail: str = "") -> None:
         self.feed(ResendResult(action.session_id, action.token, outcome, aborted, detail))

@@ -9,7 +9,7 @@ did not want), both :class:`OpencodeError`.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "OpencodeUnavailable",
     "auth_from_env",
     "input_part",
+    "resend_parts",
 ]
 
 
@@ -62,6 +63,26 @@ _INPUT_FIELDS: dict[str, frozenset[str]] = {
     "agent": frozenset({"id", "type", "name", "source"}),
     "subtask": frozenset({"id", "type", "prompt", "description", "agent", "model", "command"}),
 }
+
+
+# Parts opencode expands when a prompt arrives: a text file becomes synthetic "Read tool" text
+# parts, an agent mention an instruction. Measured on 1.18.33: a re-send with the same
+# messageID keeps every stored part it does not name, and re-expands the ones it names, so
+# sending a file part again shows the model the file twice. Their stored form (and stored
+# expansion) is what the model sees, so a re-send leaves them out.
+_EXPANDED_ON_INPUT = frozenset({"file", "agent", "subtask"})
+
+
+def resend_parts(stored: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The body parts that re-run a stored user message once, every stored part kept in place.
+
+    All text parts (synthetic ones included) go with their ids; parts opencode expands on input
+    stay stored and untouched. A message made only of such parts is sent whole: a duplicated
+    expansion beats a prompt without content.
+    """
+    parts = [p for p in (input_part(part) for part in stored) if p is not None]
+    kept = [p for p in parts if p["type"] not in _EXPANDED_ON_INPUT]
+    return kept or parts
 
 
 def input_part(part: Mapping[str, Any]) -> dict[str, Any] | None:

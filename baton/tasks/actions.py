@@ -73,8 +73,9 @@ class CreateChild:
 class PromptChild:
     """``POST /session/{session_id}/prompt_async`` with exactly these fields (§6.3).
 
-    ``model`` is ``"provider/model"`` (send it as ``{providerID, modelID}``); ``variant`` and
-    ``system`` only when not None; ``parts: [{type: "text", text}]``. ``only_if_absent``:
+    ``model`` is ``"provider/model"`` (send it as ``{providerID, modelID}``; None only when no
+    model could be resolved at all, then omit it); ``variant`` and ``system`` only when not
+    None; ``parts: [{type: "text", text}]``. ``only_if_absent``:
     first look for ``message_id`` among the child's newest messages; if present report
     ``PromptAccepted`` without sending (restart reconciliation, §15.3). Reports
     ``PromptAccepted`` or ``PromptRejected`` with the same ``attempt``.
@@ -85,7 +86,7 @@ class PromptChild:
     session_id: str
     message_id: str
     agent: str
-    model: str
+    model: str | None
     variant: str | None
     system: str | None
     tools: dict[str, bool]

@@ -20,6 +20,14 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _MASK48 = (1 << 48) - 1
 
 
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        digits.append(_BASE62[digit])
+    return "".join(digits)
+
+
 class IdSource:
     """Generates ids; ``seed`` makes the sequence reproducible (tests), None draws from the OS."""
 
@@ -40,8 +48,7 @@ class IdSource:
             self._last_ms, self._counter = ms, 0
         self._counter += 1
         stamp = (ms * 0x1000 + self._counter) & _MASK48
-        tail = "".join(self._rng.choice(_BASE62) for _ in range(14))
-        return f"{prefix}_{stamp:012x}{tail}"
+        return f"{prefix}_{stamp:012x}{_base62(self._rng.getrandbits(84), 14)}"
 
     def message_id(self, now: float) -> str:
         return self.ascending("msg", now)

@@ -194,7 +194,7 @@ class Task:
     description: str
     prompt: str
     agent: str
-    model: str
+    model: str | None
     key: str
     queue_seq: int
     queued_at: float
@@ -243,18 +243,28 @@ class Task:
         return self.status in TERMINAL
 
     def to_row(self) -> dict[str, Any]:
-        """A dict of JSON-able values that :meth:`from_row` turns back into an equal task."""
-        row: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "attempts":
-                value = [a.to_row() for a in value]
-            elif f.name in ("tools", "chain"):
-                value = dict(value) if isinstance(value, dict) else list(value)
-            elif isinstance(value, StrEnum):
-                value = value.value
-            row[f.name] = value
-        return row
+        """A dict of JSON-able values that :meth:`from_row` turns back into an equal task.
+
+        Written out field by field: it runs on every save, the hottest path of a busy
+        scheduler (a generic ``dataclasses.fields`` walk was the main cost in benchmarks).
+        """
+        return {
+            "id": self.id, "parent_session_id": self.parent_session_id, "description": self.description,
+            "prompt": self.prompt, "agent": self.agent, "model": self.model, "key": self.key,
+            "queue_seq": self.queue_seq, "queued_at": self.queued_at, "mode": self.mode.value,
+            "parent_message_id": self.parent_message_id, "root_session_id": self.root_session_id,
+            "depth": self.depth, "category": self.category, "system": self.system, "tools": dict(self.tools),
+            "variant": self.variant, "chain": list(self.chain), "attempt": self.attempt,
+            "attempts": [a.to_row() for a in self.attempts], "status": self.status.value,
+            "end_reason": self.end_reason.value if self.end_reason is not None else None, "error": self.error,
+            "session_id": self.session_id, "anchor_message_id": self.anchor_message_id,
+            "continues": self.continues, "directory": self.directory, "parent_agent": self.parent_agent,
+            "parent_model": self.parent_model, "created_at": self.created_at, "started_at": self.started_at,
+            "last_activity_at": self.last_activity_at, "ended_at": self.ended_at, "tool_calls": self.tool_calls,
+            "last_tool": self.last_tool, "result": self.result, "notify": self.notify.value,
+            "stop_reason": self.stop_reason.value if self.stop_reason is not None else None,
+            "batch_closed": self.batch_closed, "cascaded": self.cascaded, "prompt_resends": self.prompt_resends,
+        }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Task:

@@ -68,6 +68,8 @@ class ChildWatch:
     permission: bool = False
     own_abort_until: float = 0.0
     host_restart: bool = False
+    early_error: object = None
+    """A failure seen before the prompt was confirmed accepted; decided at acceptance."""
 
     # ------------------------------------------------------------------ status
 
@@ -90,7 +92,7 @@ class ChildWatch:
     def new_turn(self) -> None:
         """A prompt went out (or a waking message): earlier idles and answers no longer count."""
         self.idle_seen = False
-        self.status = StatusType.BUSY
+        self.status = None  # unknown until opencode says (the next poll at the latest)
         self.msg_id = None
         self.msg_done = self.msg_error = False
         self.msg_finish = self.msg_model = None
@@ -122,8 +124,10 @@ class ChildWatch:
             self.msg_finish = self.msg_model = None
 
     def on_text(self, event: PartUpdated, anchor: str | None) -> None:
-        if event.part.get("synthetic") or (anchor is not None and event.message_id <= anchor):
+        if event.part.get("synthetic"):
             return
+        if event.message_id != self.msg_id and anchor is not None and event.message_id <= anchor:
+            return  # before the anchor, unless its message is known to answer it (parent = anchor)
         if self.text_msg is None or event.message_id > self.text_msg:
             self.text_msg = event.message_id
             self.text_parts = {}

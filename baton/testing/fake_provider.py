@@ -155,9 +155,7 @@ class _QuietDrop(logging.Filter):
         while exc is not None:
             if isinstance(exc, _DropConnection):
                 return False
-            if isinstance(exc, BaseExceptionGroup) and any(
-                isinstance(e, _DropConnection) for e in exc.exceptions
-            ):
+            if isinstance(exc, BaseExceptionGroup) and any(isinstance(e, _DropConnection) for e in exc.exceptions):
                 return False
             exc = exc.__cause__ or exc.__context__
         return True
@@ -265,11 +263,7 @@ class FakeProvider:
         """
 
         def matching() -> list[LoggedRequest]:
-            return [
-                r
-                for r in self._requests
-                if r.path in _CHAT_PATHS and (model is None or r.model == model)
-            ]
+            return [r for r in self._requests if r.path in _CHAT_PATHS and (model is None or r.model == model)]
 
         deadline = time.monotonic() + timeout
         with self._lock:

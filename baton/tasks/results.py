@@ -1,0 +1,178 @@
+"""How the scheduler takes the outcomes of the actions it asked for (:mod:`baton.tasks.events`).
+
+Every result is checked against the task's current state first: a result about a task that
+has moved on (ended, retried, re-prompted) is stale and changes nothing, except that a
+child created for an ended task is aborted (§6.6).
+"""
+
+from __future__ import annotations
+
+from baton.events import StatusType
+from baton.tasks import texts
+from baton.tasks.actions import AbortChild, SaveOutbox, TaskAction
+from baton.tasks.events import (
+    AbortDone,
+    ActivityRefreshed,
+    ChildCreated,
+    ChildCreateFailed,
+    DeliveryResult,
+    ParentCompacted,
+    PermissionPending,
+    PromptAccepted,
+    PromptRejected,
+    SessionLookup,
+    StatusPolled,
+)
+from baton.tasks.model import LIVE, SLOT_HOLDING, EndReason, OutboxRow, RowKind, Task, TaskEvent, TaskStatus
+from baton.tasks.recovery import Recovery
+
+__all__ = ["Results"]
+
+
+class Results(Recovery):
+    """Handlers for the engine's reports; the event dispatch lives in the scheduler."""
+
+    def _running_child(self, session_id: str) -> Task | None:
+        """The task whose child is ``session_id``, while it holds a slot (starting or running)."""
+        task = self.index.live_on(session_id)
+        return task if task is not None and task.status in SLOT_HOLDING else None
+
+    def _on_child_created(self, event: ChildCreated, now: float) -> list[TaskAction]:
+        task = self.index.tasks.get(event.task_id)
+        actions: list[TaskAction] = []
+        if task is not None and task.status is TaskStatus.STARTING and task.session_id is None:
+            self.index.set_session(task, event.session_id)
+            self._save(task, actions)  # the child is recorded before it is prompted (§6.2)
+            self._prompt(task, now, actions)
+        elif task is None or task.session_id != event.session_id:
+            # Too late (the task ended meanwhile): abort it, never prompt it (§6.6).
+            actions.append(AbortChild(event.task_id, event.session_id, task.directory if task else None))
+        return actions
+
+    def _on_child_create_failed(self, event: ChildCreateFailed, now: float) -> list[TaskAction]:
+        task = self.index.tasks.get(event.task_id)
+        actions: list[TaskAction] = []
+        if task is not None and task.status is TaskStatus.STARTING and task.session_id is None:
+            self._end(task, TaskEvent.CREATE_FAILED, EndReason.CREATE_FAILED, now, actions, error=event.error)
+        return actions
+
+    def _on_prompt_accepted(self, event: PromptAccepted, now: float) -> list[TaskAction]:
+        task = self.index.tasks.get(event.task_id)
+        actions: list[TaskAction] = []
+        if task is not None and task.status is TaskStatus.STARTING and event.attempt == task.attempt:
+            self._started(task, now, actions)
+        return actions
+
+    def _on_prompt_rejected(self, event: PromptRejected, now: float) -> list[TaskAction]:
+        task = self.index.tasks.get(event.task_id)
+        actions: list[TaskAction] = []
+        if task is None or event.attempt != task.attempt:
+            return actions
+        if task.status is TaskStatus.STARTING:
+            reason = EndReason.AGENT_UNKNOWN if event.unknown_agent else EndReason.PROMPT_REJECTED
+            self._end(task, TaskEvent.PROMPT_REJECTED, reason, now, actions, error=event.error)
+        elif task.status is TaskStatus.RUNNING and task.prompt_resends:
+            self._end(task, TaskEvent.FAIL, EndReason.HOST_RESTARTED, now, actions, error=event.error)
+        return actions
+
+    def _on_abort_done(self, event: AbortDone, now: float) -> list[TaskAction]:
+        self._aborting.discard(event.task_id)
+        task = self.index.tasks.get(event.task_id)
+        actions: list[TaskAction] = []
+        if task is None:
+            return actions
+        if event.task_id in self._prompt_after_abort:
+            self._prompt_after_abort.discard(event.task_id)
+            if task.status is TaskStatus.STARTING:
+                self._prompt(task, now, actions)
+        elif task.status is TaskStatus.RUNNING and task.stop_reason is not None:
+            if event.ok:
+                self._end(task, TaskEvent.TIMEOUT, task.stop_reason, now, actions)
+        elif event.ok or task.status in LIVE:
+            self._abort_tries.pop(event.task_id, None)
+        return actions
+
+    def _on_polled(self, event: StatusPolled, now: float) -> list[TaskAction]:
+        self._poll_in_flight = False
+        actions: list[TaskAction] = []
+        statuses = event.statuses
+        if statuses is None:
+            return actions  # a failed poll tells nothing (§8.1)
+        for tid in list(self.index.slot_holders):
+            task = self.index.tasks[tid]
+            if task.status is not TaskStatus.RUNNING or task.session_id is None:
+                continue
+            found = statuses.get(task.session_id)
+            watch = self._watch(task)
+            if found is None:
+                self._child_status(task, StatusType.IDLE, now, actions)
+                watch.absent = True
+            else:
+                watch.gone_since = None
+                self._child_status(task, found.type, now, actions, found.message)
+            if task.status is TaskStatus.RUNNING:
+                self._after_poll(task, now, actions)
+        for parent_id in list(self.notifier.parents):
+            found = statuses.get(parent_id)
+            self.notifier.on_status(parent_id, found.type if found else StatusType.IDLE, now, actions)
+        return actions
+
+    def _on_lookup(self, event: SessionLookup, now: float) -> list[TaskAction]:
+        task = self._running_child(event.session_id)
+        actions: list[TaskAction] = []
+        if task is None:
+            return actions
+        watch = self._watch(task)
+        watch.lookup_in_flight = False
+        if event.found is None:
+            return actions  # connection errors never count (§9 rule 6)
+        if event.found:
+            watch.gone_since = None
+            return actions
+        watch.gone_since = now if watch.gone_since is None else watch.gone_since
+        if task.status is TaskStatus.RUNNING and now - watch.gone_since >= self.settings.session_gone_timeout_ms / 1000:
+            self._end(task, TaskEvent.FAIL, EndReason.SESSION_GONE, now, actions,
+                      error=f"opencode answered 404 for {event.session_id} over "
+                            f"{texts.duration(now - watch.gone_since)}")
+        return actions
+
+    def _on_delivery(self, event: DeliveryResult, now: float) -> list[TaskAction]:
+        actions: list[TaskAction] = []
+        emptied = self.notifier.on_result(event.parent_session_id, event.message_id, event.outcome, event.detail,
+                                          now, actions)
+        if emptied:
+            if (task := self.index.live_on(event.parent_session_id)) is not None:
+                self._check_complete(task, now, actions)  # quiescence may hold now (§8.3)
+            self.notifier.forget_if_idle(event.parent_session_id)
+        return actions
+
+    def _on_refresh_result(self, event: ActivityRefreshed, now: float) -> list[TaskAction]:
+        task = self.index.tasks.get(event.task_id)
+        actions: list[TaskAction] = []
+        if task is not None and task.status is TaskStatus.RUNNING:
+            self._on_refreshed(task, event.at, now, actions)
+        return actions
+
+    def _on_compacted(self, event: ParentCompacted, now: float) -> list[TaskAction]:
+        """One context-only list of P's live and recent tasks, so it continues them (§12.5)."""
+        keep = self.settings.task_cleanup_delay_ms / 1000
+        tasks = sorted(
+            (t for tid in self.index.children.get(event.session_id, ())
+             if (t := self.index.tasks[tid]).status in LIVE or (t.ended_at is not None and now - t.ended_at <= keep)),
+            key=lambda t: t.created_at,
+        )
+        if not tasks:
+            return []
+        seq = self.notifier.next_seq()
+        row = OutboxRow(f"nc_{seq}", event.session_id, RowKind.COMPACTION, seq, now,
+                        text=texts.compaction_notice(tasks))
+        self.notifier.add(row, now)
+        actions: list[TaskAction] = [SaveOutbox((row.to_row(),))]
+        self.notifier.pump(event.session_id, now, actions)
+        return actions
+
+    def _on_permission(self, event: PermissionPending, now: float) -> list[TaskAction]:
+        task = self._running_child(event.session_id)
+        if task is not None:
+            self._watch(task).permission = event.pending
+        return []

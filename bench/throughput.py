@@ -1,0 +1,93 @@
+"""Throughput of the decision path: SSE ``data:`` line → JSON → typed event → fallback policy.
+
+Replays the recorded opencode event streams in ``tests/data/events/`` (a long streamed answer
+dominates, so ``message.part.delta`` is most of the load), repeated across many sessions so the
+policy holds realistic state. Prints events/s for the full path and, as a baseline measured in
+the same process, for ``json.loads`` alone, plus their ratio.
+
+    .venv/bin/python bench/throughput.py [--events 300000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+
+from baton.config import load_config
+from baton.cooldowns import Cooldowns
+from baton.fallback.policy import FallbackPolicy
+from baton.opencode.events import STREAM_EVENTS, parse_event
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "events"
+
+
+def recorded_lines() -> list[str]:
+    """Every recorded payload as the SSE line it arrived in, session ids made unique per file."""
+    lines: list[str] = []
+    for path in sorted(DATA.glob("*.jsonl")):
+        for raw in path.read_text().splitlines():
+            payload = json.loads(raw)
+            payload.pop("_t", None)
+            lines.append("data: " + json.dumps(payload, separators=(",", ":")))
+    return lines
+
+
+def workload(total: int) -> list[str]:
+    base = recorded_lines()
+    if not base:
+        raise SystemExit(f"no recordings in {DATA}")
+    out: list[str] = []
+    copy = 0
+    while len(out) < total:
+        copy += 1
+        # A fresh set of session ids per copy: many concurrent sessions, as in a busy server.
+        out.extend(line.replace("ses_", f"ses_{copy:05d}") for line in base)
+    return out[:total]
+
+
+def run_full(lines: list[str], policy: FallbackPolicy) -> float:
+    now = time.time()
+    start = time.perf_counter()
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        payload = json.loads(line[5:])
+        if payload.get("type") in STREAM_EVENTS:
+            continue
+        event = parse_event(payload)
+        if event is not None:
+            policy.handle(event, now)
+    return time.perf_counter() - start
+
+
+def run_baseline(lines: list[str]) -> float:
+    start = time.perf_counter()
+    for line in lines:
+        json.loads(line[5:])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    lines = workload(args.events)
+    kinds = Counter(json.loads(line[5:]).get("type") for line in lines)
+    config = load_config(None, env={}, home=Path("/nonexistent"))
+    full = min(run_full(lines, FallbackPolicy(config, Cooldowns())) for _ in range(args.rounds))
+    base = min(run_baseline(lines) for _ in range(args.rounds))
+    n = len(lines)
+    print(f"machine: {platform.machine()} · {platform.processor() or 'cpu'} · Python {platform.python_version()}")
+    print(f"events: {n} (top kinds: {', '.join(f'{k} {v}' for k, v in kinds.most_common(3))})")
+    print(f"parse + policy: {n / full:,.0f} events/s ({full / n * 1e6:.2f} µs/event)")
+    print(f"baseline json.loads only: {n / base:,.0f} events/s")
+    print(f"ratio full / baseline time: {full / base:.2f}x  (target ≥ 100,000 events/s on one core)")
+
+
+if __name__ == "__main__":
+    main()
