@@ -76,6 +76,7 @@ class EngineStats:
     sessions: list[dict[str, Any]]
     cooldowns: list[dict[str, Any]]
     fallbacks: int
+    fallback: str
 
 
 class Engine:
@@ -171,6 +172,7 @@ class Engine:
         """First frame of a (re)connection: resync, then report attached."""
         self._connects += 1
         try:
+            await self._check_competing_fallback()
             await self.resync()
         except OpencodeError as exc:
             log.warning("resync failed; continuing on the stream alone", error=str(exc))
@@ -181,6 +183,25 @@ class Engine:
             self._on_attach(len(self.policy.sessions))
         elif not first:
             log.info("re-attached to opencode", url=self.client.base_url)
+
+    async def _check_competing_fallback(self) -> None:
+        """Stand down while oh-my-opencode's own fallback is loaded and on: two handlers for one
+        failure mean two aborts and two prompts (spec §10.3). Checked at every (re)attach."""
+        plugins = (await self.client.config()).get("plugin") or []
+        names = [p[0] if isinstance(p, list) and p else p for p in plugins]
+        loaded = any(isinstance(n, str) and ("oh-my-opencode" in n or "oh-my-openagent" in n) for n in names)
+        config = self.policy.config
+        reason = None
+        if loaded and (config.runtime_fallback_explicit or config.model_fallback):
+            which = "runtime_fallback" if config.runtime_fallback_explicit else "model_fallback"
+            reason = (f"the oh-my-opencode plugin is loaded with its own {which} on; baton stays passive "
+                      f"until one of them is turned off")
+        if reason != self.policy.passive_reason:
+            if reason:
+                log.warning(reason)
+            else:
+                log.info("no competing fallback: baton's fallback is active")
+        self.policy.passive_reason = reason
 
     async def resync(self) -> None:
         """Replay what the stream cannot: live statuses and the latest turn of each session
@@ -315,6 +336,13 @@ class Engine:
 
     # ------------------------------------------------------------------ observing
 
+    def fallback_mode(self) -> str:
+        """``active``, ``disabled`` (config) or ``passive: <why>`` (a competing fallback is on)."""
+        if not self.policy.settings.enabled:
+            return "disabled"
+        reason = self.policy.passive_reason
+        return "active" if reason is None else f"passive: {reason}"
+
     def stats(self) -> EngineStats:
         now = self.clock.time()
         return EngineStats(
@@ -336,6 +364,7 @@ class Engine:
                 for model, until in self.policy.cooldowns.active(now)
             ],
             fallbacks=self._fallbacks,
+            fallback=self.fallback_mode(),
         )
 
 

@@ -22,11 +22,15 @@ from baton.engine import Engine, EngineState
 __all__ = ["HttpServer", "build_app", "bind_socket"]
 
 
-def build_app(engine: Engine, *, extra_health: dict[str, object] | None = None) -> Starlette:
+def build_app(engine: Engine) -> Starlette:
     async def healthz(_: Request) -> JSONResponse:
         attached = engine.state is EngineState.ATTACHED
-        body: dict[str, object] = {"attached": attached, "state": engine.state.value, "opencode": engine.client.base_url}
-        body.update(extra_health or {})
+        body: dict[str, object] = {
+            "attached": attached,
+            "state": engine.state.value,
+            "opencode": engine.client.base_url,
+            "fallback": engine.fallback_mode(),
+        }
         return JSONResponse(body, status_code=200 if attached else 503)
 
     async def status(_: Request) -> JSONResponse:

@@ -83,6 +83,8 @@ class FallbackPolicy:
         # Task children belong to the scheduler: one owner per session (§1).
         self._owned_elsewhere = owned_elsewhere
         self.sessions: dict[str, Session] = {}
+        # Set while another fallback (oh-my-opencode's own) would act on the same failures (§10.3).
+        self.passive_reason: str | None = None
         self._token = 0
         self._next_sweep: float | None = None
         self._handlers: dict[type, Callable[[Any, float], list[Action]]] = {
@@ -103,7 +105,7 @@ class FallbackPolicy:
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Feed one event; return what the engine must do. Cheap for the common events."""
-        if not self.settings.enabled:
+        if not self.settings.enabled or self.passive_reason is not None:
             return _NO_ACTIONS
         actions = self._handlers[type(event)](event, now)
         if self._next_sweep is None or now >= self._next_sweep:

@@ -147,7 +147,7 @@ class Lifecycle:
         actions.append(PromptChild(
             task_id=task.id, attempt=task.attempt, session_id=task.session_id,
             message_id=task.anchor_message_id, agent=task.agent, model=task.model, variant=task.variant,
-            system=task.system, tools=dict(task.tools), text=task.prompt, directory=task.directory,
+            system=task.system, tools=dict(task.tools), text=task.anchor_text or task.prompt, directory=task.directory,
             only_if_absent=only_if_absent,
         ))
 
@@ -164,11 +164,13 @@ class Lifecycle:
         self._check_complete(task, now, actions)
         self._arm_tick(now, actions)
 
-    def _wake_child(self, session_id: str, message_id: str, now: float, actions: list[TaskAction]) -> None:
+    def _wake_child(self, session_id: str, message_id: str, text: str, now: float,
+                    actions: list[TaskAction]) -> None:
         """A waking notification to a task's child is that child's new anchor (§8.3)."""
         task = self.index.live_on(session_id)
         if task is not None:
             task.anchor_message_id = message_id
+            task.anchor_text = text
             self._watch(task).new_turn()
             self._save(task, actions)
 

@@ -233,6 +233,9 @@ class Task:
     """Descendant tasks cancelled because this one ended (§11 step 6)."""
     prompt_resends: int = 0
     """Prompts re-sent because opencode restarted (§15.5)."""
+    anchor_text: str | None = None
+    """Text of the anchor when it is a waking notification rather than the prompt (§8.3); a
+    fallback re-send repeats the anchor, so it must repeat that text."""
 
     @property
     def live(self) -> bool:
@@ -264,6 +267,7 @@ class Task:
             "last_tool": self.last_tool, "result": self.result, "notify": self.notify.value,
             "stop_reason": self.stop_reason.value if self.stop_reason is not None else None,
             "batch_closed": self.batch_closed, "cascaded": self.cascaded, "prompt_resends": self.prompt_resends,
+            "anchor_text": self.anchor_text,
         }
 
     @classmethod

@@ -91,7 +91,7 @@ class Notifier:
         index: TaskIndex,
         ids: IdSource,
         request_poll: Callable[[list[TaskAction]], None],
-        wake_child: Callable[[str, str, float, list[TaskAction]], None],
+        wake_child: Callable[[str, str, str, float, list[TaskAction]], None],
         rows: Iterable[OutboxRow] = (),
     ) -> None:
         self.index = index
@@ -252,7 +252,7 @@ class Notifier:
         rows[0].envelope = envelope
         actions.append(SaveOutbox(tuple(r.to_row() for r in rows)))
         if waking:
-            self._wake_child(parent.id, message_id, now, actions)
+            self._wake_child(parent.id, message_id, text, now, actions)
         return Frozen(message_id, rows, envelope)
 
     # ------------------------------------------------------------------ outcomes

@@ -43,6 +43,11 @@ class Recovery(Lifecycle):
                 if task.session_id is None:
                     actions.append(CreateChild(task.id, task.parent_session_id, child_title(task), task.directory,
                                                adopt=True))
+                elif len(task.attempts) > 1 or task.anchor_text is not None:
+                    # A fallback re-send: its anchor exists already, so presence proves nothing.
+                    # Stop whatever runs, then send again (same id, so it replaces, §10.4).
+                    self._abort(task, now, actions)
+                    self._prompt_after_abort.add(task.id)
                 else:
                     self._prompt(task, now, actions, only_if_absent=True)
             elif task.status is TaskStatus.RUNNING:
@@ -127,7 +132,6 @@ class Recovery(Lifecycle):
             if task.status is TaskStatus.RUNNING:
                 self._watch(task).host_restart = True
         actions.append(Note(None, "host_restarted", "opencode restarted; checking running tasks for lost prompts"))
-        self._poll_in_flight = False
         self._request_poll(actions)
         return actions
 

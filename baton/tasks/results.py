@@ -42,8 +42,9 @@ class Results(Recovery):
         actions: list[TaskAction] = []
         if task is not None and task.status is TaskStatus.STARTING and task.session_id is None:
             self.index.set_session(task, event.session_id)
-            self._save(task, actions)  # the child is recorded before it is prompted (§6.2)
-            self._prompt(task, now, actions)
+            if task.anchor_message_id is not None:
+                self._save(task, actions)
+            self._prompt(task, now, actions)  # saves session and anchor before the prompt (§6.2-3)
         elif task is None or task.session_id != event.session_id:
             # Too late (the task ended meanwhile): abort it, never prompt it (§6.6).
             actions.append(AbortChild(event.task_id, event.session_id, task.directory if task else None))

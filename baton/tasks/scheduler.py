@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from baton.actions import Note
 from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.events import (
@@ -242,6 +243,9 @@ class Scheduler(Results):
         self.notifier.ensure(task.parent_session_id, StatusType.BUSY)  # P is inside this very tool call
         actions: list[TaskAction] = []
         self._save(task, actions)
+        actions.append(Note(task.parent_session_id, "task_launch",
+                            f"task {task.id} launched ({task.agent} on {task.model or 'default model'})",
+                            {"task": task.id, "key": task.key, "mode": task.mode.value}))
         self._grant(task.key, now, actions)
         self._arm_tick(now, actions)
         position = len(self.index.queues[task.key]) if task.status is TaskStatus.QUEUED else None  # the tail

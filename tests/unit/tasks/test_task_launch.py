@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from task_sim import P, ROOT, CreateChild, PromptChild, Sim, of
+from task_sim import ROOT, CreateChild, P, PromptChild, Sim, of
 
 from baton.cooldowns import Cooldowns
 from baton.tasks import CancelRequest, LaunchResult, TaskStatus, ToolError

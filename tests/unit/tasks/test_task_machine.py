@@ -152,7 +152,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             self.feed(PromptAccepted(action.task_id, action.attempt) if ok or action.only_if_absent
                       else PromptRejected(action.task_id, action.attempt, "refused"))
         elif isinstance(action, AbortChild):
-            self.feed(AbortDone(action.task_id, ok))
+            self.feed(AbortDone(action.task_id, bool(ok)))
         elif isinstance(action, Deliver):
             covered = self.message_tasks.get(action.message_id, set())
             if ok:

@@ -83,7 +83,7 @@ def test_terminal_states_have_no_way_out_and_live_states_can_always_be_cancelled
     """Terminal statuses accept no event at all; every live status accepts a cancel."""
     assert all(f not in TERMINAL for f, _ in TRANSITIONS)
     assert all((status, E.CANCEL) in TRANSITIONS for status in LIVE)
-    assert LIVE | TERMINAL == set(TaskStatus) and not LIVE & TERMINAL
+    assert set(TaskStatus) == LIVE | TERMINAL and not LIVE & TERMINAL
 
 
 _text = st.text(max_size=20)

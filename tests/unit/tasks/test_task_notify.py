@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from task_sim import P, Deliver, PollStatus, SaveOutbox, Schedule, Sim, of
+from task_sim import Deliver, P, PollStatus, SaveOutbox, Schedule, Sim, of
 
 from baton.events import AssistantMessage, StatusType
 from baton.tasks import CancelRequest, NotifyState

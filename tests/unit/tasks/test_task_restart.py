@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from task_sim import P, AbortChild, CreateChild, Deliver, PromptChild, Sim, of
+from task_sim import AbortChild, CreateChild, Deliver, P, PromptChild, Sim, of
 
 from baton.events import StatusType
 from baton.tasks import Mode, NotifyState, TaskStatus
