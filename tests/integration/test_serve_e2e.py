@@ -1,0 +1,51 @@
+"""baton serve's contract with the user: readiness, health, auth, a clean and quick stop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from baton.testing.baton_process import BatonProcess
+from baton.testing.fake_provider import FakeProvider
+from baton.testing.opencode import OpencodeServer
+
+pytestmark = pytest.mark.integration
+
+
+def test_health_and_clean_stop(opencode: OpencodeServer, tmp_path: Path) -> None:
+    """Attached: /healthz answers 200 with attached true; SIGTERM ends with exit 0 within 5 s."""
+    baton = BatonProcess(opencode.url, tmp_path / "state", settings={}).start()
+    code, body = baton.healthz()
+    assert code == 200 and body["attached"] is True and body["fallback"] == "active"
+    assert any(line.startswith("baton: attached to") for line in baton.stdout)
+    started = time.monotonic()
+    assert baton.stop(timeout=5) == 0
+    assert time.monotonic() - started < 5
+
+
+def test_password_protected_opencode(provider: FakeProvider, tmp_path: Path) -> None:
+    """With OPENCODE_SERVER_PASSWORD baton attaches; with a wrong one it exits 3 naming the refusal."""
+    with OpencodeServer(provider.url, ("primary", "backup"), password="s3cret") as guarded:
+        ok = BatonProcess(guarded.url, tmp_path / "ok", settings={}, env={"OPENCODE_SERVER_PASSWORD": "s3cret"})
+        with ok:
+            assert ok.healthz()[0] == 200
+        wrong = BatonProcess(guarded.url, tmp_path / "wrong", settings={},
+                             env={"OPENCODE_SERVER_PASSWORD": "nope"}, extra_args=["--connect-timeout", "2"])
+        with pytest.raises(RuntimeError, match="401"):
+            wrong.start(timeout=10)
+        assert wrong.proc is not None and wrong.proc.returncode == 3
+
+
+def test_stands_down_when_the_plugin_fallback_is_on(provider: FakeProvider, tmp_path: Path) -> None:
+    """oh-my-opencode loaded with its own runtime_fallback on: baton stays passive and says why."""
+    plugin = {"plugin": ["oh-my-opencode@4.19.4"]}
+    with OpencodeServer(provider.url, ("primary", "backup"), extra_config=plugin, warm=True) as with_plugin:
+        baton = BatonProcess(with_plugin.url, tmp_path / "state",
+                             settings={"runtime_fallback": {"enabled": True}}).start()
+        try:
+            _, body = baton.healthz()
+            assert body["fallback"].startswith("passive")
+        finally:
+            baton.stop()
