@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,9 +22,14 @@ from rich.table import Table
 
 from baton import __version__
 from baton.config import ConfigError, describe, json_schema, load_config
+from baton.cooldowns import Cooldowns
 from baton.daemon import DEFAULT_LISTEN, ServeOptions, StartupError, default_state_dir, serve
 from baton.logs import configure_logging
 from baton.store import Store, StoreError
+from baton.tasks.actions import SaveOutbox, SaveTask
+from baton.tasks.launch import ToolError
+from baton.tasks.model import OutboxRow, Task
+from baton.tasks.scheduler import CancelRequest, Scheduler
 
 __all__ = ["app", "main"]
 
@@ -49,6 +55,7 @@ def serve_cmd(
     state_dir: Path | None = None,
     connect_timeout: float = 30.0,
     project: Path | None = None,
+    register_mcp: Annotated[bool, cyclopts.Parameter(negative="--no-register-mcp")] = True,
 ) -> int:
     """Attach to a running opencode server and keep its sessions on a working model.
 
@@ -66,11 +73,14 @@ def serve_cmd(
         Seconds to wait for opencode before giving up with exit code 3.
     project
         Project directory whose config applies (default: the directory opencode serves).
+    register_mcp
+        Register baton's task tools with opencode on attach (``--no-register-mcp`` to skip).
     """
     configure_logging()
     options = ServeOptions(
         opencode_url=opencode_url, config_path=config, listen=listen, state_dir=state_dir,
         connect_timeout=connect_timeout, project_dir=project, announce=lambda line: print(line, flush=True),
+        register_mcp=register_mcp,
     )
     try:
         anyio.run(serve, options)
@@ -170,6 +180,124 @@ def status(*, listen: str = DEFAULT_LISTEN, state_dir: Path | None = None, watch
                 live.update(_status_view(_live_status(listen), store))
     except KeyboardInterrupt:
         return 0
+
+
+tasks_app = cyclopts.App(name="tasks", help="Background tasks: list, show, cancel (live from serve, else the store).")
+app.command(tasks_app)
+
+
+def _serve_get(listen: str, path: str) -> Any | None:
+    """JSON from a running serve, or None when none answers at ``listen``."""
+    try:
+        response = httpx2.get(f"http://{listen}{path}", timeout=5.0)
+    except httpx2.HTTPError:
+        return None
+    return response.json()
+
+
+def _offline_scheduler(state_dir: Path | None) -> tuple[Store, Scheduler] | None:
+    path = (state_dir or default_state_dir(dict(os.environ))) / "baton.db"
+    if not path.exists():
+        return None
+    store = Store(path)
+    config = load_config(None, env={}, home=Path("/nonexistent"))
+    tasks = [Task.from_row(r) for r in store.load_tasks()]
+    outbox = [OutboxRow.from_row(r) for r in store.load_outbox()]
+    return store, Scheduler(config, Cooldowns(), tasks, outbox)
+
+
+@tasks_app.default
+def tasks_list(*, all: bool = False, json_output: Annotated[bool, cyclopts.Parameter(name="--json")] = False,
+               listen: str = DEFAULT_LISTEN, state_dir: Path | None = None) -> int:
+    """List live tasks (with --all, ended ones too): id, parent, agent/category, model, status, age, queue.
+
+    Parameters
+    ----------
+    all
+        Include ended tasks.
+    json_output
+        Print JSON instead of a table.
+    listen
+        Where a running ``baton serve`` listens.
+    state_dir
+        The store to read when no serve runs.
+    """
+    rows = _serve_get(listen, "/tasks" + ("?all=1" if all else ""))
+    if rows is None:
+        offline = _offline_scheduler(state_dir)
+        if offline is None:
+            out.print("no tasks (no serve running and no store yet)")
+            return 0
+        rows = [asdict(r) for r in offline[1].snapshot(time.time(), include_ended=all)]
+    if json_output:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table("id", "parent", "agent/category", "model", "status", "age", "queue")
+    for r in rows:
+        who = r["category"] and f"{r['category']} ({r['agent']})" or r["agent"]
+        table.add_row(r["id"], r["parent_session_id"], who, r["model"] or "-", r["status"], f"{r['age_s']:.0f}s",
+                      "" if r["queue_position"] is None else str(r["queue_position"]))
+    out.print(table if rows else "no tasks")
+    return 0
+
+
+@tasks_app.command(name="show")
+def tasks_show(task_id: str, *, listen: str = DEFAULT_LISTEN, state_dir: Path | None = None) -> int:
+    """Everything about one task, and its result or status text.
+
+    Parameters
+    ----------
+    task_id
+        The task id (``bg_...``).
+    """
+    data = _serve_get(listen, f"/tasks/{task_id}")
+    if data is None:
+        offline = _offline_scheduler(state_dir)
+        task = offline[1].task(task_id) if offline else None
+        if offline is None or task is None:
+            return _fail(f"no task {task_id}", 2)
+        text = offline[1].output(task_id, None, time.time())
+        data = {"row": task.to_row(), "output": text if isinstance(text, str) else text.message}
+    if "error" in data:
+        return _fail(data["error"], 2)
+    for key, value in data["row"].items():
+        if key not in ("prompt", "result", "system") and value not in (None, "", [], {}):
+            out.print(f"{key}: {value}", markup=False)
+    out.print("")
+    out.print(data["output"], markup=False)
+    return 0
+
+
+@tasks_app.command(name="cancel")
+def tasks_cancel(task_id: str, *, listen: str = DEFAULT_LISTEN, state_dir: Path | None = None) -> int:
+    """Cancel a task as the user: its parent is told. Without a running serve the store is updated
+    and the child session is left as it is (nothing can reach opencode).
+
+    Parameters
+    ----------
+    task_id
+        The task id (``bg_...``).
+    """
+    try:
+        response = httpx2.post(f"http://{listen}/tasks/{task_id}/cancel", timeout=10.0)
+        out.print(response.json()["text"], markup=False)
+        return 0
+    except httpx2.HTTPError:
+        pass
+    offline = _offline_scheduler(state_dir)
+    if offline is None:
+        return _fail(f"no task {task_id}", 2)
+    store, scheduler = offline
+    report, actions = scheduler.cancel(CancelRequest(task_id=task_id, by="user"), time.time())
+    for action in actions:
+        if isinstance(action, SaveTask):
+            store.save_tasks([(action.task_id, action.row)], (), time.time())
+        elif isinstance(action, SaveOutbox):
+            store.save_tasks((), action.rows, time.time())
+    if isinstance(report, ToolError):
+        return _fail(report.message, 2)
+    out.print(report.text + "\n(baton serve is not running: the child session was not stopped)", markup=False)
+    return 0
 
 
 @app.command

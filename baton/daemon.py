@@ -25,6 +25,7 @@ from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavailable, auth_from_env
 from baton.server import HttpServer, bind_socket, build_app, make_server
 from baton.store import Store
+from baton.tasks.runtime import TaskRuntime
 
 __all__ = ["DEFAULT_LISTEN", "ServeOptions", "StartupError", "default_state_dir", "parse_listen", "serve"]
 
@@ -52,6 +53,8 @@ class ServeOptions:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     # Where the one "attached" line goes (the CLI prints it to stdout).
     announce: Callable[[str], None] = lambda _line: None
+    # Register baton's MCP tools with opencode on attach (POST /mcp).
+    register_mcp: bool = True
 
 
 def default_state_dir(env: dict[str, str]) -> Path:
@@ -113,23 +116,29 @@ async def serve(options: ServeOptions) -> None:
                 sock = bind_socket(host, port)
             except OSError as exc:
                 raise StartupError(f"cannot listen on {options.listen}: {exc.strerror}", 2) from exc
-            await _run(options, client, config, store, sock)
+            await _run(options, client, config, store, sock, project)
         finally:
             store.close()
 
 
-async def _run(options: ServeOptions, client: OpencodeClient, config: Config, store: Store, sock: socket) -> None:
+async def _run(
+    options: ServeOptions, client: OpencodeClient, config: Config, store: Store, sock: socket, project: Path | None
+) -> None:
     def attached(sessions: int) -> None:
         options.announce(
             f"baton: attached to {options.opencode_url} (watching {sessions} sessions); "
             f"health at http://{options.listen}/healthz"
         )
 
-    policy = FallbackPolicy(config, Engine.load_cooldowns(store, time.time()))
-    engine = Engine(client, policy, store, on_attach=attached)
-    server = make_server(build_app(engine))
+    cooldowns = Engine.load_cooldowns(store, time.time())
+    tasks = TaskRuntime.from_store(client, store, config, cooldowns, project_dir=str(project) if project else None)
+    policy = FallbackPolicy(config, cooldowns, owned_elsewhere=tasks.scheduler.owns)
+    mcp_url = None if not options.register_mcp else f"http://{options.listen}/mcp"
+    engine = Engine(client, policy, store, on_attach=attached, tasks=tasks, mcp_url=mcp_url)
+    app, mcp_lifespan = build_app(engine)
+    server = make_server(app)
     never_attached = False
-    async with anyio.create_task_group() as tg:
+    async with mcp_lifespan(), anyio.create_task_group() as tg:
         tg.start_soon(engine.run)
         tg.start_soon(server.serve, [sock])
         tg.start_soon(_stop_on_signal, tg.cancel_scope, server)

@@ -27,11 +27,28 @@ from anyio.abc import TaskGroup
 
 from baton.actions import Action, CancelTimer, Note, Resend, SaveCooldown, Schedule, Toast
 from baton.cooldowns import Cooldowns
-from baton.events import Event, ResendOutcome, ResendResult, TimerFired, UserMessage
+from baton.events import (
+    AssistantMessage,
+    Event,
+    PartDelta,
+    PartUpdated,
+    ResendOutcome,
+    ResendResult,
+    SessionCreated,
+    SessionDeleted,
+    SessionError,
+    SessionIdle,
+    SessionStatus,
+    TimerFired,
+    UserMessage,
+)
 from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError, resend_parts
 from baton.opencode.events import STREAM_EVENTS, message_events, parse_event, parse_status
 from baton.store import JournalEntry, Store
+from baton.tasks.actions import TaskAction
+from baton.tasks.events import Attached, Detached, SchedulerEvent
+from baton.tasks.runtime import TASK_ACTIONS, TaskRuntime
 
 __all__ = ["Clock", "Engine", "EngineState", "EngineStats", "SystemClock"]
 
@@ -44,6 +61,10 @@ ABORT_TIMEOUT_S = 5.0
 PROMPT_TIMEOUT_S = 10.0
 PROMPT_RETRIES = 3
 RESYNC_MESSAGE_LIMIT = 30
+# Events from opencode's stream (or a resync), which every decider sees; timers and action
+# results go only to the decider that asked for them.
+CORE_EVENTS = (PartDelta, PartUpdated, AssistantMessage, UserMessage, SessionStatus, SessionIdle, SessionError,
+               SessionCreated, SessionDeleted, ResendResult)
 
 
 class Clock(Protocol):
@@ -90,10 +111,15 @@ class Engine:
         *,
         clock: Clock | None = None,
         on_attach: Callable[[int], None] | None = None,
+        tasks: TaskRuntime | None = None,
+        mcp_url: str | None = None,
     ) -> None:
         self.client = client
         self.policy = policy
         self.store = store
+        self.tasks = tasks
+        # Where opencode reaches baton's MCP tools; None: do not register them (--no-register-mcp).
+        self.mcp_url = mcp_url
         self.clock: Clock = clock or SystemClock()
         self.state = EngineState.UNOPENED
         self.attached = anyio.Event()
@@ -116,6 +142,8 @@ class Engine:
         """Run until cancelled: the stream loop plus whatever the actions start."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            if self.tasks is not None:
+                self.tasks.bind(self.feed, self.run_actions, self._spawn)
             tg.start_soon(self._stream_loop)
         self.state = EngineState.CLOSED
 
@@ -138,6 +166,8 @@ class Engine:
                 log.warning("no heartbeat from opencode for 30 s; reconnecting")
             if self.state is EngineState.ATTACHED:
                 self.state = EngineState.DETACHED
+                if self.tasks is not None:
+                    self.feed(Detached())
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
@@ -178,6 +208,15 @@ class Engine:
             log.warning("resync failed; continuing on the stream alone", error=str(exc))
         first = self.state is EngineState.UNOPENED
         self.state = EngineState.ATTACHED
+        if self.tasks is not None:
+            if first:
+                self.run_actions(self.tasks.scheduler.resume(self.clock.time()))
+            self.feed(Attached())
+        if self.mcp_url is not None:
+            try:
+                await self.client.register_mcp("baton", self.mcp_url)
+            except OpencodeError as exc:
+                log.warning("could not register baton's MCP tools with opencode", error=str(exc))
         self.attached.set()
         if first and self._on_attach is not None:
             self._on_attach(len(self.policy.sessions))
@@ -208,6 +247,8 @@ class Engine:
         baton tracks or that is busy now. Decisions are keyed, so replays decide nothing twice."""
         statuses = await self.client.session_status()
         tracked = {sid for sid, s in self.policy.sessions.items() if s.fb is not None}
+        if self.tasks is not None:
+            tracked |= self.tasks.resync_sessions()
         for sid in sorted(tracked | set(statuses)):
             directory = self.policy.sessions[sid].directory if sid in self.policy.sessions else None
             try:
@@ -222,16 +263,40 @@ class Engine:
 
     # ------------------------------------------------------------------ deciding
 
-    def feed(self, event: Event) -> None:
-        """Hand one event to the core and execute its actions. Never awaits."""
+    def feed(self, event: Event | SchedulerEvent) -> None:
+        """Hand one event to the deciders and execute their actions. Never awaits."""
         now = self.clock.time()
         self._events += 1
         self._last_event_at = now
+        tasks = self.tasks
+        if isinstance(event, TimerFired):
+            if event.key.startswith("tasks:"):
+                if tasks is not None:
+                    self.run_actions(tasks.scheduler.handle(event, now), now)
+                return
+        elif not isinstance(event, CORE_EVENTS):
+            if tasks is not None:
+                self.run_actions(tasks.scheduler.handle(event, now), now)
+            return
         for action in self.policy.handle(event, now):
             self._execute(action, now)
+        if tasks is not None:
+            tasks.observe(event)
+            self.run_actions(tasks.scheduler.handle(event, now), now)
 
-    def _execute(self, action: Action, now: float) -> None:
-        if isinstance(action, Note):
+    def run_actions(self, actions: list[Any], now: float | None = None) -> None:
+        """Execute actions in order; a scheduler's saves are committed before later I/O starts."""
+        if not actions:
+            return
+        now = self.clock.time() if now is None else now
+        for action in actions:
+            self._execute(action, now)
+
+    def _execute(self, action: Action | TaskAction, now: float) -> None:
+        if isinstance(action, TASK_ACTIONS):
+            assert self.tasks is not None
+            self.tasks.execute(action, now)
+        elif isinstance(action, Note):
             self._journal(action, now)
         elif isinstance(action, Resend):
             self._fallbacks += 1

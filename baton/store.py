@@ -35,6 +35,23 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX journal_session ON journal(session_id, id);
     """,
+    # Background tasks and their notification outbox: whole rows as JSON (the scheduler's
+    # ``to_row``), with the columns the CLI filters on pulled out.
+    """
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        parent_session_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        row TEXT NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        parent_session_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        row TEXT NOT NULL
+    );
+    """,
 )
 # The journal is for explaining recent decisions, not an archive.
 JOURNAL_KEEP = 20_000
@@ -103,6 +120,42 @@ class Store:
                 "reason = excluded.reason, updated = excluded.updated",
                 (model, until, reason, now),
             )
+
+    # --- tasks and outbox ------------------------------------------------------------------
+
+    def save_tasks(
+        self, rows: Iterable[tuple[str, dict[str, Any]]], outbox: Iterable[dict[str, Any]], now: float
+    ) -> None:
+        """Upsert task rows and outbox rows in one transaction: the scheduler's durable state."""
+        tasks = [(tid, str(row.get("parent_session_id", "")), str(row.get("status", "")),
+                  json.dumps(row, separators=(",", ":")), now) for tid, row in rows]
+        boxes = [(str(row["id"]), str(row.get("parent_session_id", "")), str(row.get("state", "")),
+                  json.dumps(row, separators=(",", ":"))) for row in outbox]
+        with _translate("saving tasks"):
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO tasks(id, parent_session_id, status, row, updated) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET status = excluded.status, row = excluded.row, "
+                    "updated = excluded.updated", tasks)
+                self._db.executemany(
+                    "INSERT INTO outbox(id, parent_session_id, state, row) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, row = excluded.row", boxes)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def load_tasks(self) -> list[dict[str, Any]]:
+        with _translate("reading tasks"):
+            rows = self._db.execute("SELECT row FROM tasks").fetchall()
+        return [json.loads(r) for (r,) in rows]
+
+    def load_outbox(self) -> list[dict[str, Any]]:
+        """Rows not yet delivered or dropped: the ones a restart must still send."""
+        with _translate("reading the outbox"):
+            rows = self._db.execute("SELECT row FROM outbox WHERE state NOT IN ('delivered', 'dropped')").fetchall()
+        return [json.loads(r) for (r,) in rows]
 
     # --- journal ---------------------------------------------------------------------------
 

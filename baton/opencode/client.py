@@ -180,6 +180,19 @@ class OpencodeClient:
         )
         return data if isinstance(data, list) else []
 
+    async def children(self, session_id: str, directory: str | None = None) -> list[Any]:
+        data = await self._request("GET", f"/session/{session_id}/children", directory=directory)
+        return data if isinstance(data, list) else []
+
+    async def agents(self) -> list[Any]:
+        """``GET /agent``: name, mode (primary/subagent/all) and model of every agent."""
+        data = await self._request("GET", "/agent")
+        return data if isinstance(data, list) else []
+
+    async def register_mcp(self, name: str, url: str) -> None:
+        """Add a remote MCP server at run time (``POST /mcp``); its tools appear as ``<name>_<tool>``."""
+        await self._request("POST", "/mcp", json={"name": name, "config": {"type": "remote", "url": url}})
+
     async def create_session(
         self, *, title: str, parent_id: str | None = None, directory: str | None = None
     ) -> dict[str, Any]:

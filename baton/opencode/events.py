@@ -177,8 +177,16 @@ def message_events(messages: list[Any]) -> list[Event]:
             continue
         parts = row.get("parts")
         event = message_from_info(row["info"], parts if isinstance(parts, list) else [])
-        if event is not None:
-            out.append(event)
+        if event is None:
+            continue
+        out.append(event)
+        if isinstance(event, AssistantMessage) and isinstance(parts, list):
+            # Answers are recognised from their parts, as on the stream.
+            for part in parts:
+                replayed = parse_event({"type": "message.part.updated",
+                                        "properties": {"sessionID": event.session_id, "part": part}})
+                if replayed is not None:
+                    out.append(replayed)
     return out
 
 

@@ -167,6 +167,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -240,16 +249,29 @@ def _template_ready(template: Path) -> bool:
     return (template / _TEMPLATE_DONE).exists()
 
 
-def warm_template(binary: Path | None = None, cache_dir: Path | None = None, timeout: float = 600) -> Path:
+_warm_failures: dict[Path, BaseException] = {}
+
+
+def warm_template(binary: Path | None = None, cache_dir: Path | None = None, timeout: float = 180) -> Path:
     """Return a home dir holding opencode's installed plugin SDK, creating it once per machine.
 
     The template is made by a real opencode booting a throwaway project, so it holds
-    exactly what opencode itself installs; a lock serialises parallel callers.
+    exactly what opencode itself installs; a lock serialises parallel callers.  A
+    failure (say, no npm registry) is remembered for the rest of the process.
     """
     template = _template_dir(cache_dir)
     if _template_ready(template):
         return template
-    binary = binary or find_opencode()
+    if template in _warm_failures:
+        raise RuntimeError(f"warming {template} already failed in this process") from _warm_failures[template]
+    try:
+        return _build_template(template, binary or find_opencode(), timeout)
+    except BaseException as exc:
+        _warm_failures[template] = exc
+        raise
+
+
+def _build_template(template: Path, binary: Path, timeout: float) -> Path:
     with _file_lock(template.parent / f"{template.name}.lock"):
         if _template_ready(template):
             return template
@@ -302,14 +324,29 @@ def _install_into(binary: Path, home: Path, timeout: float) -> None:
         server.stop()
 
 
-def _seed_home(home: Path, template: Path) -> None:
-    """Give `home` opencode's installed plugin SDK: symlink node_modules, copy the small files."""
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copy2(src, dst)
+
+
+def _seed_home(home: Path, template: Path, *, symlink: bool = True) -> None:
+    """Give `home` opencode's installed plugin SDK, so opencode installs nothing at boot.
+
+    node_modules is symlinked to the template (3 ms), or with `symlink=False`
+    hard-linked file by file (~0.1 s), for configs that make opencode install more
+    packages and so must not write into the shared template.
+    """
     src = template / ".config" / "opencode"
     dst = home / ".config" / "opencode"
     dst.mkdir(parents=True, exist_ok=True)
     modules = dst / "node_modules"
     if not modules.exists() and not modules.is_symlink():
-        modules.symlink_to(src / "node_modules", target_is_directory=True)
+        if symlink:
+            modules.symlink_to(src / "node_modules", target_is_directory=True)
+        else:
+            shutil.copytree(src / "node_modules", modules, symlinks=True, copy_function=_link_or_copy)
     for name in _CONFIG_SEED_FILES:
         if (src / name).exists() and not (dst / name).exists():
             shutil.copy2(src / name, dst / name)
@@ -457,6 +494,7 @@ class OpencodeServer:
         self._owned: list[Path] = []
         self.project_dir = project_dir if project_dir is not None else self._tempdir("baton-oc-project-")
         self.home = home if home is not None else self._tempdir("baton-oc-home-")
+        self._fixed_port = port is not None
         self.port = port or free_port()
         self.config = opencode_config(
             provider_url, self.models, provider_id=provider_id, default_model=default_model, extra=extra_config
@@ -483,8 +521,10 @@ class OpencodeServer:
 
     @property
     def auth(self) -> tuple[str, str] | None:
-        """Basic-auth credentials when a password was set (username `opencode`)."""
-        return ("opencode", self.password) if self.password else None
+        """Basic-auth credentials when a password was set (username `opencode` unless env says otherwise)."""
+        if not self.password:
+            return None
+        return (self._extra_env.get("OPENCODE_SERVER_USERNAME", "opencode"), self.password)
 
     @property
     def pid(self) -> int:
@@ -510,15 +550,26 @@ class OpencodeServer:
         self._binary = binary
         if self._warm:
             try:
-                _seed_home(self.home, warm_template(binary))
+                # Plugins in the config make opencode install more into node_modules: not into the template.
+                _seed_home(self.home, warm_template(binary), symlink="plugin" not in self.config)
             except (OSError, RuntimeError, TimeoutError) as exc:  # still works, just installs itself
                 _log.warning("could not warm opencode's plugin install, it will install per instance: %s", exc)
         (self.project_dir / "opencode.json").write_text(json.dumps(self.config, indent=2), encoding="utf-8")
-        self._process = _Process(
-            binary, self.project_dir, self.home, self.port, _base_env(self.home, self._extra_env), self.log_path
-        )
+        env = _base_env(self.home, self._extra_env)
         t0 = time.monotonic()
-        self._process.start(self.startup_timeout)
+        for attempt in range(3):
+            self._process = _Process(binary, self.project_dir, self.home, self.port, env, self.log_path)
+            try:
+                self._process.start(self.startup_timeout)
+                break
+            except RuntimeError as exc:
+                # A port picked by free_port() can be taken by someone else before opencode binds it.
+                self._process = None
+                # opencode then only says "ServeError", so look at the port itself.
+                if self._fixed_port or attempt == 2 or not _port_taken(self.port):
+                    raise
+                _log.info("port %s was taken before opencode could bind it, retrying: %s", self.port, exc)
+                self.port = free_port()
         self.start_seconds = time.monotonic() - t0
         return self
 
@@ -608,7 +659,11 @@ class OpencodeServer:
             c.post(f"/session/{session_id}/abort").raise_for_status()
 
     def wait_idle(self, session_id: str, timeout: float = 30.0) -> None:
-        """Poll /session/status until the session is no longer listed (opencode omits idle sessions)."""
+        """Poll /session/status until the session is no longer listed (opencode omits idle sessions).
+
+        Right after prompt_async the session may not be listed as busy yet; to wait
+        for the end of a turn just started, wait for its `session.idle` event instead.
+        """
         deadline = time.monotonic() + timeout
         with self.client() as c:
             while True:
@@ -674,6 +729,7 @@ class EventRecorder:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: httpx2.Client | None = None
+        self._socket: socket.socket | None = None
         self._t0 = 0.0
         self.error: BaseException | None = None
 
@@ -697,6 +753,10 @@ class EventRecorder:
         try:
             with self._client.stream("GET", self.path) as r:
                 r.raise_for_status()
+                stream = r.extensions.get("network_stream")
+                self._socket = stream.get_extra_info("socket") if stream is not None else None
+                if self._closed.is_set():
+                    return
                 data: list[str] = []
                 for line in r.iter_lines():
                     if self._closed.is_set():
@@ -744,23 +804,34 @@ class EventRecorder:
                     raise TimeoutError(f"no matching event within {timeout}s (error={self.error!r}); saw {types}")
                 self._cond.wait(min(left, 0.5))
 
-    def wait_type(self, event_type: str, session_id: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
-        """Wait for an event of `event_type` (for `session_id` if given)."""
+    def mark(self) -> int:
+        """The number of events so far: pass it as `after=` to wait only for later events."""
+        with self._cond:
+            return len(self._events)
+
+    def wait_type(
+        self, event_type: str, session_id: str | None = None, timeout: float = 30.0, *, after: int = 0
+    ) -> dict[str, Any]:
+        """Wait for an event of `event_type` (for `session_id` if given), from index `after` on."""
 
         def match(e: dict[str, Any]) -> bool:
             if e.get("type") != event_type:
                 return False
             return session_id is None or _session_of(e) == session_id
 
-        return self.wait_for(match, timeout)
+        return self.wait_for(match, timeout, after=after)
 
     def stop(self) -> None:
         """Close the stream and join the thread."""
         self._closed.set()
-        if self._client is not None:
-            self._client.close()
+        sock = self._socket
+        if sock is not None:  # closing the client does not wake a blocked read; shutting the socket does
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(5)
+        if self._client is not None:
+            self._client.close()
 
     def dump(self, path: Path) -> None:
         """Write the events as JSON lines."""

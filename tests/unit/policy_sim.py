@@ -67,7 +67,9 @@ class Sim:
     def assistant(self, sid: str, mid: str, parent: str, model: str, **kw: Any) -> list[Action]:
         return self.feed(AssistantMessage(sid, mid, parent, model, kw.pop("agent", "build"), **kw))
 
-    def retry(self, sid: str, attempt: int = 1, message: str = COOLDOWN_TEXT, next_ms: int | None = None) -> list[Action]:
+    def retry(
+        self, sid: str, attempt: int = 1, message: str = COOLDOWN_TEXT, next_ms: int | None = None
+    ) -> list[Action]:
         if next_ms is None:
             next_ms = int((self.now + 2 * 2 ** (attempt - 1)) * 1000)
         return self.feed(SessionStatus(sid, StatusType.RETRY, attempt, message, next_ms))
