@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -130,16 +131,25 @@ class BatonProcess:
             time.sleep(0.1)
         raise TimeoutError(f"baton did not re-attach within {timeout}s:\n{self.log_tail()}")
 
-    def journal(self) -> list[dict[str, Any]]:
-        """Every decision baton journaled, oldest first (read from its store)."""
-        import sqlite3
-
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
         db = sqlite3.connect(f"file:{self.state_dir / 'baton.db'}?mode=ro", uri=True)
         try:
-            rows = db.execute("SELECT ts, session_id, kind, text, data FROM journal ORDER BY id").fetchall()
+            return db.execute(sql).fetchall()
         finally:
             db.close()
+
+    def journal(self) -> list[dict[str, Any]]:
+        """Every decision baton journaled, oldest first (read from its store)."""
+        rows = self._query("SELECT ts, session_id, kind, text, data FROM journal ORDER BY id")
         return [{"ts": ts, "session": s, "kind": k, "text": t, "data": json.loads(d)} for ts, s, k, t, d in rows]
+
+    def task_rows(self) -> list[dict[str, Any]]:
+        """Every task as the store holds it."""
+        return [json.loads(row) for (row,) in self._query("SELECT row FROM tasks")]
+
+    def outbox_rows(self) -> list[dict[str, Any]]:
+        """Every notification row, delivered or not."""
+        return [json.loads(row) for (row,) in self._query("SELECT row FROM outbox")]
 
     def log_tail(self, lines: int = 40) -> str:
         try:
