@@ -860,3 +860,26 @@ def _session_of(event: Mapping[str, Any]) -> str | None:
             if isinstance(sid, str):
                 return sid
     return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m baton.testing.opencode --prepare``: install the pinned opencode and warm its home once.
+
+    CI runs it before the tests so that no test pays for the npm install or the plugin install.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m baton.testing.opencode", description=main.__doc__)
+    parser.add_argument("--prepare", action="store_true", help="install opencode and warm the template home")
+    args = parser.parse_args(argv)
+    if not args.prepare:
+        parser.print_help()
+        return 2
+    binary = find_opencode()
+    template = warm_template(binary)
+    print(f"opencode {OPENCODE_VERSION}: {binary}\nwarm home template: {template}")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
