@@ -43,11 +43,17 @@ from baton.events import (
     UserMessage,
 )
 from baton.fallback.policy import FallbackPolicy
-from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError, resend_parts
+from baton.opencode.client import (
+    OpencodeClient,
+    OpencodeError,
+    OpencodeHTTPError,
+    OpencodeUnavailable,
+    resend_parts,
+)
 from baton.opencode.events import STREAM_EVENTS, message_events, parse_event, parse_status
 from baton.store import JournalEntry, Store
 from baton.tasks.actions import TaskAction
-from baton.tasks.events import Attached, Detached, SchedulerEvent
+from baton.tasks.events import Attached, Detached, HostRestarted, SchedulerEvent
 from baton.tasks.runtime import TASK_ACTIONS, TaskRuntime
 
 __all__ = ["Clock", "Engine", "EngineState", "EngineStats", "SystemClock"]
@@ -131,6 +137,7 @@ class Engine:
         self._fallbacks = 0
         self._last_event_at: float | None = None
         self._last_heartbeat = 0.0
+        self._host_was_down = False
 
     @staticmethod
     def load_cooldowns(store: Store, now: float) -> Cooldowns:
@@ -162,6 +169,10 @@ class Engine:
             except OpencodeError as exc:
                 if self.state is EngineState.ATTACHED:
                     log.warning("event stream lost; reconnecting", error=str(exc))
+                elif self.state is EngineState.DETACHED and isinstance(exc, OpencodeUnavailable):
+                    # Refused while detached: the opencode process itself was gone, so children
+                    # that were mid-turn lost that turn (background-tasks spec §15.5).
+                    self._host_was_down = True
             except TimeoutError:
                 log.warning("no heartbeat from opencode for 30 s; reconnecting")
             if self.state is EngineState.ATTACHED:
@@ -211,7 +222,10 @@ class Engine:
         if self.tasks is not None:
             if first:
                 self.run_actions(self.tasks.scheduler.resume(self.clock.time()))
+            elif self._host_was_down:
+                self.feed(HostRestarted())
             self.feed(Attached())
+        self._host_was_down = False
         if self.mcp_url is not None:
             try:
                 await self.client.register_mcp("baton", self.mcp_url)

@@ -25,6 +25,7 @@ from baton.events import (
 )
 from baton.fallback.errors import error_parts_text, retry_signal_text
 from baton.models import normalize_model
+from baton.tasks.events import ParentCompacted, PermissionPending, SchedulerEvent
 
 __all__ = ["STREAM_EVENTS", "message_events", "parse_event", "parse_status"]
 
@@ -34,7 +35,7 @@ STREAM_EVENTS = frozenset({"server.connected", "server.heartbeat"})
 _Props = Mapping[str, Any]
 
 
-def parse_event(payload: object) -> Event | None:
+def parse_event(payload: object) -> Event | SchedulerEvent | None:
     """Turn one decoded ``data:`` payload into a core event, or None if baton ignores it."""
     if not isinstance(payload, Mapping):
         return None
@@ -183,14 +184,30 @@ def message_events(messages: list[Any]) -> list[Event]:
         if isinstance(event, AssistantMessage) and isinstance(parts, list):
             # Answers are recognised from their parts, as on the stream.
             for part in parts:
-                replayed = parse_event({"type": "message.part.updated",
-                                        "properties": {"sessionID": event.session_id, "part": part}})
+                replayed = _replayed_part(event.session_id, part)
                 if replayed is not None:
                     out.append(replayed)
     return out
 
 
-_PARSERS: dict[object, Callable[[_Props], Event | None]] = {
+def _replayed_part(session_id: str, part: object) -> Event | None:
+    if not isinstance(part, Mapping):
+        return None
+    try:
+        return _part({"sessionID": session_id, "part": part})
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def _compacted(props: _Props) -> SchedulerEvent | None:
+    return ParentCompacted(props["sessionID"])
+
+
+def _permission(pending: bool) -> Callable[[_Props], SchedulerEvent | None]:
+    return lambda props: PermissionPending(props["sessionID"], pending)
+
+
+_PARSERS: dict[object, Callable[[_Props], Event | SchedulerEvent | None]] = {
     "message.part.delta": _delta,
     "message.part.updated": _part,
     "message.updated": _message,
@@ -200,4 +217,9 @@ _PARSERS: dict[object, Callable[[_Props], Event | None]] = {
     "session.created": _created,
     "session.updated": _created,
     "session.deleted": _deleted,
+    # For the task scheduler only (a compacted parent is reminded of its tasks; a pending
+    # permission pauses a child's no-progress timeout).
+    "session.compacted": _compacted,
+    "permission.asked": _permission(True),
+    "permission.replied": _permission(False),
 }
