@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "COMPACTION_AGENT",
     "AssistantMessage",
     "Event",
     "PartDelta",
@@ -28,6 +29,10 @@ __all__ = [
     "TimerFired",
     "UserMessage",
 ]
+
+
+# opencode's summarising agent: its turns never change a session's agent or model.
+COMPACTION_AGENT = "compaction"
 
 
 class StatusType(StrEnum):

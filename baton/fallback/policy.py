@@ -30,6 +30,7 @@ from baton.actions import Action, CancelTimer, Note, Resend, SaveCooldown, Sched
 from baton.config import Config, agent_key_for, agent_primary_model, resolve_chain
 from baton.cooldowns import Cooldowns
 from baton.events import (
+    COMPACTION_AGENT,
     AssistantMessage,
     Event,
     PartDelta,
@@ -50,9 +51,8 @@ from baton.fallback.retry_status import retry_key
 from baton.fallback.state import FallbackState, Prepared, Session, SessionSnapshot, Turn
 from baton.models import same_model
 
-__all__ = ["COMPACTION_AGENT", "FallbackPolicy"]
+__all__ = ["FallbackPolicy"]
 
-COMPACTION_AGENT = "compaction"
 OWN_ABORT_GRACE_S = 5.0
 SESSION_TTL_S = 30 * 60.0
 SWEEP_EVERY_S = 5 * 60.0

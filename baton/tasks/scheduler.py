@@ -43,6 +43,7 @@ from baton.actions import Note
 from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.events import (
+    COMPACTION_AGENT,
     AssistantMessage,
     PartDelta,
     PartUpdated,
@@ -92,9 +93,8 @@ from baton.tasks.model import (
 from baton.tasks.notify import deliver_timer
 from baton.tasks.results import Results
 
-__all__ = ["COMPACTION_AGENT", "CancelReport", "CancelRequest", "CancelledTask", "Scheduler", "TaskView"]
+__all__ = ["CancelReport", "CancelRequest", "CancelledTask", "Scheduler", "TaskView"]
 
-COMPACTION_AGENT = "compaction"
 
 
 @dataclass(frozen=True, slots=True)
