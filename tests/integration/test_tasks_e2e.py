@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections import Counter
 from typing import Any
 
@@ -66,6 +69,18 @@ def test_background_task_notifies_its_parent_once(
     delivered_once(baton)
     wakes = [m for m in opencode.messages(parent) if m["info"]["role"] == "user" and task["id"] in texts(m)]
     assert len(wakes) == 1
+    live = cli("tasks", "--all", "--json", "--listen", baton.listen)
+    assert [(r["id"], r["status"]) for r in json.loads(live)] == [(task["id"], "completed")]
+    baton.stop()
+    offline = cli("tasks", "show", task["id"], "--listen", baton.listen, "--state-dir", str(baton.state_dir))
+    assert "42" in offline and parent in offline
+
+
+def cli(*args: str) -> str:
+    """Run the baton CLI; return its stdout, failing the test on a non-zero exit."""
+    result = subprocess.run([sys.executable, "-m", "baton", *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def test_concurrency_limit_and_fifo_order(
