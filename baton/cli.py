@@ -145,6 +145,7 @@ def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
             sessions.add_row(s["id"], s["status"], s["agent"] or "-", s["current"] or "-", s["original"] or "-",
                              f"{s['attempts']}/{s['max_attempts']}", "yes" if s["awaiting"] else "")
         parts.append(sessions)
+        parts.append(_tasks_table(data.get("tasks", []), title="background tasks (live)"))
     cooling = Table("model", "cooling for", "reason", title="models cooling down")
     rows = [(c["model"], c["until"], "") for c in data["cooldowns"]] if data else []
     if store is not None and data is None:
@@ -232,13 +233,17 @@ def tasks_list(*, all: bool = False, json_output: Annotated[bool, cyclopts.Param
     if json_output:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table("id", "parent", "agent/category", "model", "status", "age", "queue")
+    out.print(_tasks_table(rows) if rows else "no tasks")
+    return 0
+
+
+def _tasks_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+    table = Table("id", "parent", "agent/category", "model", "status", "age", "queue", title=title)
     for r in rows:
-        who = r["category"] and f"{r['category']} ({r['agent']})" or r["agent"]
+        who = f"{r['category']} ({r['agent']})" if r["category"] else r["agent"]
         table.add_row(r["id"], r["parent_session_id"], who, r["model"] or "-", r["status"], f"{r['age_s']:.0f}s",
                       "" if r["queue_position"] is None else str(r["queue_position"]))
-    out.print(table if rows else "no tasks")
-    return 0
+    return table
 
 
 @tasks_app.command(name="show")

@@ -17,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -104,6 +104,7 @@ class EngineStats:
     cooldowns: list[dict[str, Any]]
     fallbacks: int
     fallback: str
+    tasks: list[dict[str, Any]]
 
 
 class Engine:
@@ -444,6 +445,7 @@ class Engine:
             ],
             fallbacks=self._fallbacks,
             fallback=self.fallback_mode(),
+            tasks=[asdict(view) for view in self.tasks.scheduler.snapshot(now)] if self.tasks else [],
         )
 
 

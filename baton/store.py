@@ -146,6 +146,13 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
+    def forget_tasks(self, task_ids: Iterable[str]) -> None:
+        """Drop ended tasks and their notification rows (the scheduler's history cap)."""
+        ids = [(tid,) for tid in task_ids]
+        with _translate("forgetting tasks"):
+            self._db.executemany("DELETE FROM tasks WHERE id = ?", ids)
+            self._db.executemany("DELETE FROM outbox WHERE json_extract(row, '$.task_id') = ?", ids)
+
     def load_tasks(self) -> list[dict[str, Any]]:
         with _translate("reading tasks"):
             rows = self._db.execute("SELECT row FROM tasks").fetchall()

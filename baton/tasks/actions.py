@@ -22,6 +22,7 @@ from baton.actions import Action
 __all__ = [
     "AbortChild",
     "CreateChild",
+    "ForgetTasks",
     "Deliver",
     "LookupSession",
     "PollStatus",
@@ -50,6 +51,13 @@ class SaveOutbox:
     """
 
     rows: tuple[dict[str, Any], ...] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetTasks:
+    """Delete these ended tasks and their notification rows from the store (history cap, §16)."""
+
+    task_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +161,7 @@ TaskAction = (
     Action
     | SaveTask
     | SaveOutbox
+    | ForgetTasks
     | CreateChild
     | PromptChild
     | AbortChild

@@ -94,6 +94,15 @@ class TaskIndex:
             self._claim_session(task)
         self._index(task)
 
+    def remove(self, task: Task) -> None:
+        """Forget an ended task entirely (history cap, spec §16); live tasks are never removed."""
+        assert task.status not in LIVE
+        self._unindex(task)
+        del self.tasks[task.id]
+        _discard(self.children, task.parent_session_id, task.id)
+        if task.session_id is not None and self.by_session.get(task.session_id) == task.id:
+            del self.by_session[task.session_id]
+
     def _claim_session(self, task: Task) -> None:
         assert task.session_id is not None
         current = self.tasks.get(self.by_session.get(task.session_id, ""))

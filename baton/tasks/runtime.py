@@ -29,6 +29,7 @@ from baton.tasks.actions import (
     AbortChild,
     CreateChild,
     Deliver,
+    ForgetTasks,
     LookupSession,
     PollStatus,
     PromptChild,
@@ -62,8 +63,8 @@ ABORT_BOUND_S = 5.0
 FETCH_LIMIT = 30
 LINEAGE_MAX = 64
 HOST_CALL_LIMIT_S = 60.0  # opencode's default MCP call timeout
-TASK_ACTIONS = (SaveTask, SaveOutbox, CreateChild, PromptChild, AbortChild, Deliver, PollStatus, LookupSession,
-                RefreshActivity)
+TASK_ACTIONS = (SaveTask, SaveOutbox, ForgetTasks, CreateChild, PromptChild, AbortChild, Deliver, PollStatus,
+                LookupSession, RefreshActivity)
 
 Spawn = Callable[..., None]
 _R = TypeVar("_R")
@@ -127,6 +128,8 @@ class TaskRuntime:
         if isinstance(action, SaveTask):
             self.store.save_tasks([(action.task_id, action.row)], (), now)
             self._wake(action.task_id)
+        elif isinstance(action, ForgetTasks):
+            self.store.forget_tasks(action.task_ids)
         elif isinstance(action, SaveOutbox):
             self.store.save_tasks((), action.rows, now)
         elif isinstance(action, PollStatus):

@@ -58,7 +58,7 @@ from baton.events import (
 from baton.fallback.errors import ErrorType, classify_error
 from baton.models import same_model
 from baton.tasks import texts
-from baton.tasks.actions import TaskAction
+from baton.tasks.actions import ForgetTasks, TaskAction
 from baton.tasks.events import (
     AbortDone,
     ActivityRefreshed,
@@ -92,6 +92,9 @@ from baton.tasks.model import (
 )
 from baton.tasks.notify import deliver_timer
 from baton.tasks.results import Results
+
+# Ended tasks kept per parent for background_output and `baton tasks --all` (spec §16).
+HISTORY_PER_PARENT = 100
 
 __all__ = ["CancelReport", "CancelRequest", "CancelledTask", "Scheduler", "TaskView"]
 
@@ -216,6 +219,23 @@ class Scheduler(Results):
         rows.sort(key=lambda v: v.age_s)
         return rows
 
+    def prune(self, parent_session_id: str) -> list[TaskAction]:
+        """Keep at most :data:`HISTORY_PER_PARENT` ended tasks per parent, oldest ended evicted first
+        (§16). A task whose notification is still due, or that an open batch needs, stays."""
+        ids = self.index.children.get(parent_session_id, ())
+        ended = [t for tid in ids if (t := self.index.tasks[tid]).status not in LIVE]
+        excess = len(ended) - HISTORY_PER_PARENT
+        if excess <= 0:
+            return []
+        batch = self.index.batch.get(parent_session_id, {})
+        evictable = sorted(
+            (t for t in ended if t.notify is not NotifyState.PENDING and t.id not in batch),
+            key=lambda t: t.ended_at or 0.0,
+        )[:excess]
+        for task in evictable:
+            self.index.remove(task)
+        return [ForgetTasks(tuple(t.id for t in evictable))] if evictable else []
+
     # ------------------------------------------------------------------ tool calls
 
     def launch(self, request: LaunchRequest, now: float) -> tuple[LaunchResult | ToolError, list[TaskAction]]:
@@ -251,6 +271,7 @@ class Scheduler(Results):
         position = len(self.index.queues[task.key]) if task.status is TaskStatus.QUEUED else None  # the tail
         result = LaunchResult(task.id, task.status.value, task.mode is Mode.FOREGROUND, position, task.session_id,
                               task.model, texts.launch_text(task, position))
+        actions += self.prune(request.parent_session_id)  # ends a foreground task reported itself
         return result, actions
 
     def cancel(self, request: CancelRequest, now: float) -> tuple[CancelReport | ToolError, list[TaskAction]]:
@@ -333,7 +354,13 @@ class Scheduler(Results):
     def handle(self, event: SchedulerEvent, now: float) -> list[TaskAction]:
         """Feed one event; return what the engine must do, saves first. Cheap for stream events."""
         handler = self._handlers.get(type(event))
-        return handler(event, now) if handler is not None else []
+        if handler is None:
+            return []
+        actions = handler(event, now)
+        if isinstance(event, DeliveryResult):
+            # A delivered notification is what makes an ended task forgettable.
+            actions += self.prune(event.parent_session_id)
+        return actions
 
     def _on_delta(self, event: PartDelta, now: float) -> list[TaskAction]:
         task = self._running_child(event.session_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +22,9 @@ def test_health_and_clean_stop(opencode: OpencodeServer, tmp_path: Path) -> None
     code, body = baton.healthz()
     assert code == 200 and body["attached"] is True and body["fallback"] == "active"
     assert any(line.startswith("baton: attached to") for line in baton.stdout)
+    view = subprocess.run([sys.executable, "-m", "baton", "status", "--listen", baton.listen,
+                           "--state-dir", str(baton.state_dir)], capture_output=True, text=True, timeout=30)
+    assert view.returncode == 0 and "attached" in view.stdout and "background tasks" in view.stdout
     started = time.monotonic()
     assert baton.stop(timeout=5) == 0
     assert time.monotonic() - started < 5
