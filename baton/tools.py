@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import Any, Final
 
 import anyio
@@ -308,8 +309,8 @@ class _Tools:
                 return _text(f"[baton] There is no tool {name!r}. baton's tools: {', '.join(TOOL_NAMES)}.", error=True)
             self._check(name, arguments)
             if _wants_progress(ctx):
-                return _text(await _with_progress(ctx, self._run(name, arguments)))
-            return _text(await self._run(name, arguments))
+                return _text(await _with_progress(ctx, self._run(name, arguments, keepalive=True)))
+            return _text(await self._run(name, arguments, keepalive=False))
         except _BadArguments as exc:
             return _text(f"[baton] Not done: {exc}. Nothing was started or changed.", error=True)
         except ToolFailure as exc:
@@ -329,14 +330,15 @@ class _Tools:
             _string(args, "task_id")
             _boolean(args, "all")
 
-    async def _run(self, name: str, args: dict[str, Any]) -> str:
-        context: CallContext = await self.service.call_context(name, args)
+    async def _run(self, name: str, args: dict[str, Any], *, keepalive: bool) -> str:
+        context: CallContext = replace(await self.service.call_context(name, args), keepalive=keepalive)
         if name in ("task", "call_agent"):
             return await self.service.launch(context, name, args)
         if name == "background_output":
             timeout_ms = _milliseconds(args, "timeout_ms")
             timeout_ms = DEFAULT_OUTPUT_TIMEOUT_MS if timeout_ms is None else timeout_ms
-            timeout_ms = min(max(0, timeout_ms), _wait_limit_ms(self.call_limit_s))
+            if not keepalive:  # without progress the host's call limit bounds the wait
+                timeout_ms = min(max(0, timeout_ms), _wait_limit_ms(self.call_limit_s))
             return await self.service.output(context, str(args["task_id"]), bool(args.get("block")), timeout_ms)
         return await self.service.cancel(context, _string(args, "task_id"), bool(args.get("all")))
 

@@ -327,7 +327,7 @@ class TaskRuntime:
         return await self._wait_foreground(result.task_id, context)
 
     async def _wait_foreground(self, task_id: str, context: CallContext) -> str:
-        budget = min(self.config.background_task.sync_poll_timeout_ms / 1000.0, HOST_CALL_LIMIT_S - 5.0)
+        budget = self._wait_limit(context)
         try:
             with anyio.move_on_after(budget):
                 while True:
@@ -348,12 +348,18 @@ class TaskRuntime:
             raise ToolFailure(text.message)
         return text
 
+    def _wait_limit(self, context: CallContext) -> float:
+        """How long a tool call may wait: ``syncPollTimeoutMs``, and under opencode's 60 s MCP call
+        limit unless the call is kept alive by progress (measured on 1.18.33: progress resets it)."""
+        limit = self.config.background_task.sync_poll_timeout_ms / 1000.0
+        return limit if context.keepalive else min(limit, HOST_CALL_LIMIT_S - 5.0)
+
     async def output(self, context: CallContext, task_id: str, block: bool, timeout_ms: int | None) -> str:
         waited_out = False
         if block and self.scheduler.is_live(task_id):
             limit = (30_000 if timeout_ms is None else timeout_ms) / 1000.0
             waited_out = True
-            with anyio.move_on_after(max(0.0, min(limit, HOST_CALL_LIMIT_S - 5.0))):
+            with anyio.move_on_after(max(0.0, min(limit, self._wait_limit(context)))):
                 while self.scheduler.is_live(task_id):
                     await self._changed.setdefault(task_id, anyio.Event()).wait()
                 waited_out = False

@@ -21,6 +21,9 @@ class CallContext:
     part_id: str
     agent: str | None
     model: str | None
+    # The call gets MCP progress every few seconds: opencode 1.18.33 then keeps it open past its
+    # 60 s call limit (measured), so waits may run to ``syncPollTimeoutMs``.
+    keepalive: bool = False
 
 
 class ToolFailure(Exception):
