@@ -24,6 +24,7 @@ Nothing here performs I/O, reads a clock or sleeps: time arrives as ``now`` (epo
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from baton.actions import Action, CancelTimer, Note, Resend, SaveCooldown, Schedule, Toast
@@ -267,6 +268,10 @@ class FallbackPolicy:
         if old is not None and old.watchdog_at is not None:
             actions.append(CancelTimer(_watchdog_key(session.id)))
         session.fb = self._new_state(session, model)
+        if old is not None and old.in_flight is not None:
+            # The re-send still runs: no second switch may start before it reports (§6.8).
+            session.fb.in_flight = replace(old.in_flight, stale=True)
+            session.fb.own_abort_until = old.own_abort_until
         actions.append(
             Note(session.id, "reset", f"{why}: now on {model}, fallback chain restarted", {"model": model})
         )
@@ -559,6 +564,11 @@ class FallbackPolicy:
         fb = session.fb
         assert fb is not None
         sid = session.id
+        if fb.in_flight is not None:
+            # One switch at a time, whatever path asked (§6.8): a failure of the new turn will
+            # still arrive once opencode runs it.
+            actions.append(Note(sid, "ignored", f"{failing} failed while a re-send is in flight; not switching twice"))
+            return
         if not fb.chain:
             actions.append(
                 Note(sid, "no_chain", f"{failing} failed but this session has no fallback chain "
@@ -613,6 +623,9 @@ class FallbackPolicy:
         prepared = fb.in_flight
         fb.in_flight = None
         sid = session.id
+        if prepared.stale:
+            return [Note(sid, "resent", f"re-send on {prepared.model} ended ({event.outcome.value}) after the user "
+                                        "changed model; nothing to commit")]
         if event.outcome is ResendOutcome.REFUSED:
             actions: list[Action] = [
                 Note(sid, "resend_failed", f"re-sending on {prepared.model} failed: {event.detail}",

@@ -40,6 +40,8 @@ class Prepared:
     model: str
     failing: str
     reason: str
+    # The state was reset (a manual model change) while the call ran: its outcome commits nothing.
+    stale: bool = False
 
 
 @dataclass(slots=True)

@@ -178,10 +178,11 @@ class TaskRuntime:
             await self.client.prompt_async(
                 action.session_id, parts=[{"type": "text", "text": action.text}], model=action.model,
                 agent=action.agent, message_id=action.message_id, directory=action.directory, extra=extra)
-        except OpencodeHTTPError as exc:
-            unknown_agent = "agent" in exc.body.lower() and "not found" in exc.body.lower()
-            self._feed(PromptRejected(action.task_id, action.attempt, str(exc), unknown_agent))
         except OpencodeError as exc:
+            # Never guessed from the text (spec §6.6). Measured on 1.18.33: an unknown agent is not a
+            # rejection at all — prompt_async answers 204 and a generic UnknownError session.error
+            # follows, which ends the task as failed with opencode's message. Launches check agents
+            # against GET /agent first, so that needs an agent removed in between.
             self._feed(PromptRejected(action.task_id, action.attempt, str(exc)))
         else:
             self._feed(PromptAccepted(action.task_id, action.attempt))

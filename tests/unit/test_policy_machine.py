@@ -1,0 +1,108 @@
+"""Random event sequences against the fallback policy: its safety rules hold whatever opencode sends."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from policy_sim import Sim, make_config
+
+from baton.actions import Resend
+from baton.events import ResendOutcome
+from baton.models import same_model
+
+SESSIONS = ("ses_a", "ses_b")
+MODELS = ("fake/primary", "fake/backup", "fake/third", "fake/fourth")
+MAX_ATTEMPTS = 2
+RETRYABLE = ("All credentials for model primary are cooling down", "Rate limit exceeded", "Service Unavailable")
+TERMINAL = ("invalid request: bad parameter", "Too many requests", "You have exhausted your capacity")
+
+
+class PolicyMachine(RuleBasedStateMachine):
+    """Drives two sessions through prompts, failures, answers, re-send outcomes, timers and time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        tmp = Path(tempfile.mkdtemp())
+        chain = {"fallback_models": list(MODELS[1:])}
+        config = make_config(tmp, {"agents": {"build": chain},
+                                   "runtime_fallback": {"max_fallback_attempts": MAX_ATTEMPTS}})
+        self.sim = Sim(config)
+        self.in_flight: dict[str, Resend] = {}
+        self.turns = 0
+        self.assistants = 0
+
+    def _check(self, actions: list[object]) -> None:
+        for action in actions:
+            if not isinstance(action, Resend):
+                continue
+            sid = action.session_id
+            assert sid not in self.in_flight, "a second switch started while one was in flight"
+            state = self.sim.policy.sessions[sid].fb
+            assert state is not None and state.in_flight is not None
+            assert not same_model(action.model, state.in_flight.failing), "switched to the failing model"
+            assert not self.sim.policy.cooldowns.is_cooling(action.model, self.sim.now), "switched to a cooling model"
+            assert action.model in state.chain
+            self.in_flight[sid] = action
+
+    @rule(sid=st.sampled_from(SESSIONS), model=st.sampled_from(MODELS))
+    def prompt(self, sid: str, model: str) -> None:
+        self.turns += 1
+        self._check(self.sim.user(sid, f"msg_u{self.turns}", model))
+        self._check(self.sim.busy(sid))
+
+    @rule(sid=st.sampled_from(SESSIONS))
+    def assistant_starts(self, sid: str) -> None:
+        session = self.sim.policy.sessions.get(sid)
+        if session is None or session.turn is None or session.fb is None:
+            return
+        self.assistants += 1
+        model = session.fb.current
+        self._check(self.sim.assistant(sid, f"msg_a{self.assistants}", session.turn.user_id, model))
+
+    @rule(sid=st.sampled_from(SESSIONS), attempt=st.integers(1, 4), message=st.sampled_from(RETRYABLE))
+    def retry_status(self, sid: str, attempt: int, message: str) -> None:
+        self._check(self.sim.retry(sid, attempt, message))
+
+    @rule(sid=st.sampled_from(SESSIONS), message=st.sampled_from(TERMINAL), status=st.sampled_from([400, 429, None]))
+    def session_error(self, sid: str, message: str, status: int | None) -> None:
+        self._check(self.sim.error(sid, message, status))
+
+    @rule(sid=st.sampled_from(SESSIONS))
+    def answer(self, sid: str) -> None:
+        session = self.sim.policy.sessions.get(sid)
+        if session is not None and session.turn is not None and session.turn.assistants:
+            self._check(self.sim.text(sid, next(reversed(session.turn.assistants))))
+
+    @rule(sid=st.sampled_from(SESSIONS))
+    def idle(self, sid: str) -> None:
+        self._check(self.sim.idle(sid))
+
+    @precondition(lambda self: bool(self.in_flight))
+    @rule(data=st.data(), outcome=st.sampled_from(list(ResendOutcome)))
+    def resend_outcome(self, data: st.DataObject, outcome: ResendOutcome) -> None:
+        sid = data.draw(st.sampled_from(sorted(self.in_flight)))
+        resend = self.in_flight.pop(sid)
+        self._check(self.sim.result(sid, resend.token, outcome))
+
+    @rule(sid=st.sampled_from(SESSIONS))
+    def watchdog(self, sid: str) -> None:
+        self._check(self.sim.fire(f"watchdog:{sid}"))
+
+    @rule(seconds=st.sampled_from([1.0, 31.0, 61.0]))
+    def time_passes(self, seconds: float) -> None:
+        self.sim.advance(seconds)
+
+    @invariant()
+    def attempts_stay_within_the_limit(self) -> None:
+        for session in self.sim.policy.sessions.values():
+            if session.fb is not None:
+                assert session.fb.attempts <= MAX_ATTEMPTS
+                assert 0 <= session.fb.index + 1 <= len(session.fb.chain)
+
+
+TestPolicyMachine = PolicyMachine.TestCase
+TestPolicyMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
