@@ -18,6 +18,7 @@ import cyclopts
 import httpx2
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from baton import __version__
@@ -329,6 +330,36 @@ def explain(session: str | None = None, *, state_dir: Path | None = None, limit:
         who = f" {e.session_id}" if session is None and e.session_id else ""
         out.print(f"{stamp}{who} [{e.kind}] {e.text}", markup=False)
     return 0
+
+
+@app.command
+def doctor(
+    *,
+    opencode_url: Annotated[str, cyclopts.Parameter(name="--opencode-url")] = "http://127.0.0.1:4096",
+    listen: str = DEFAULT_LISTEN,
+    state_dir: Path | None = None,
+) -> int:
+    """Check opencode, the config, the running serve, the MCP tools and the store; say what to fix.
+
+    Parameters
+    ----------
+    opencode_url
+        The opencode server baton attaches to.
+    listen
+        Where ``baton serve`` listens.
+    state_dir
+        baton's store.
+    """
+    from baton.doctor import run_checks
+
+    env = dict(os.environ)
+    failed = 0
+    for check in run_checks(opencode_url, listen, state_dir or default_state_dir(env), env):
+        mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
+        hint = f"\n      → {escape(check.hint)}" if check.hint and not check.ok else ""
+        out.print(f"{mark} {escape(check.what)}{hint}")
+        failed += not check.ok
+    return 1 if failed else 0
 
 
 @app.command

@@ -243,6 +243,10 @@ class OpencodeClient:
         data = await self._request("GET", "/config")
         return data if isinstance(data, dict) else {}
 
+    async def get_json(self, path: str) -> Any:
+        """Any GET endpoint's JSON (used by ``baton doctor`` for /global/health and /mcp)."""
+        return await self._request("GET", path)
+
     async def path(self) -> dict[str, Any]:
         """The directories the server instance serves (``directory``, ``worktree``, ...)."""
         data = await self._request("GET", "/path")

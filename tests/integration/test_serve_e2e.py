@@ -25,6 +25,11 @@ def test_health_and_clean_stop(opencode: OpencodeServer, tmp_path: Path) -> None
     view = subprocess.run([sys.executable, "-m", "baton", "status", "--listen", baton.listen,
                            "--state-dir", str(baton.state_dir)], capture_output=True, text=True, timeout=30)
     assert view.returncode == 0 and "attached" in view.stdout and "background tasks" in view.stdout
+    doctor = subprocess.run([sys.executable, "-m", "baton", "doctor", "--opencode-url", opencode.url, "--listen",
+                             baton.listen, "--state-dir", str(baton.state_dir)], capture_output=True, text=True,
+                            timeout=30)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "MCP tools in opencode: connected" in doctor.stdout and "FAIL" not in doctor.stdout
     started = time.monotonic()
     assert baton.stop(timeout=5) == 0
     assert time.monotonic() - started < 5

@@ -76,3 +76,10 @@ def test_explain_without_a_store_says_so(tmp_path: Path) -> None:
     result = baton("explain", home=tmp_path)
     assert result.returncode == 2
     assert "no store" in result.stderr
+
+
+def test_doctor_without_opencode_says_what_to_do(tmp_path: Path) -> None:
+    """doctor with nothing running: exit 1, and each failing line carries a hint."""
+    result = baton("doctor", "--opencode-url", "http://127.0.0.1:9", "--listen", "127.0.0.1:9", home=tmp_path)
+    assert result.returncode == 1
+    assert "FAIL opencode at http://127.0.0.1:9" in result.stdout and "opencode serve --port 4096" in result.stdout
