@@ -141,7 +141,7 @@ async def _run(
     async with mcp_lifespan(), anyio.create_task_group() as tg:
         tg.start_soon(engine.run)
         tg.start_soon(server.serve, [sock])
-        tg.start_soon(_stop_on_signal, tg.cancel_scope, server)
+        tg.start_soon(_stop_on_signal, tg.cancel_scope, server, tasks)
         with anyio.move_on_after(options.connect_timeout):
             await engine.attached.wait()
         if not engine.attached.is_set() and not tg.cancel_scope.cancel_called:
@@ -151,11 +151,13 @@ async def _run(
         raise StartupError(f"could not open opencode's event stream at {options.opencode_url}", 3)
 
 
-async def _stop_on_signal(scope: anyio.CancelScope, server: HttpServer) -> None:
-    """SIGINT/SIGTERM: stop serving and cancel everything; running work is not waited on."""
+async def _stop_on_signal(scope: anyio.CancelScope, server: HttpServer, tasks: TaskRuntime) -> None:
+    """SIGINT/SIGTERM: stop serving and cancel everything. Children keep running in opencode and
+    foreground calls become background tasks: the store has it all for the next start."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             log.info("stopping", signal=signal.Signals(signum).name)
             break
+    tasks.stopping = True
     server.should_exit = True
     scope.cancel()

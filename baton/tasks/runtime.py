@@ -88,6 +88,8 @@ class TaskRuntime:
         self._parents: dict[str, tuple[str | None, str | None]] = {}  # session → (parentID, directory)
         self._agents: tuple[KnownAgent, ...] | None = None
         self._polling = False
+        # Set by a clean stop (SIGINT/SIGTERM) before the tool calls are cancelled.
+        self.stopping = False
 
     @classmethod
     def from_store(cls, client: OpencodeClient, store: Store, config: Config, cooldowns: Any,
@@ -339,10 +341,15 @@ class TaskRuntime:
                         return outcome
                     await self._changed.setdefault(task_id, anyio.Event()).wait()
         except anyio.get_cancelled_exc_class():
-            # The host gave up on the call: the task is cancelled with it, no notification (§14.2).
-            # Synchronous, so the cancellation cannot interrupt it.
-            self._run(lambda now: self.scheduler.cancel(
-                CancelRequest(task_id=task_id, caller_session_id=context.session_id), now))
+            # Synchronous steps, so the cancellation cannot interrupt them.
+            if self.stopping:
+                # baton stops: the task carries on in opencode and is reported as a background
+                # task (§15.1); the restarted baton picks it up.
+                self._run(lambda now: self.scheduler.to_background(task_id, now))
+            else:
+                # The host gave up on the call: the task is cancelled with it, no notification (§14.2).
+                self._run(lambda now: self.scheduler.cancel(
+                    CancelRequest(task_id=task_id, caller_session_id=context.session_id), now))
             raise
         text = self._run(lambda now: self.scheduler.to_background(task_id, now))
         if isinstance(text, ToolError):

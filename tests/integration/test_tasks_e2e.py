@@ -214,3 +214,24 @@ def test_kill_9_and_restart_loses_nothing(
     delivered_once(baton)
     sent = [m["info"]["id"] for m in opencode.messages(parent) if m["info"]["role"] == "user"]
     assert len(sent) == len(set(sent))
+
+
+def test_stop_during_a_foreground_call_keeps_the_task(
+    opencode: OpencodeServer, fresh_provider: FakeProvider, start_baton: BatonFactory
+) -> None:
+    """SIGTERM while a foreground task runs: the task is kept as a background one and reported after restart."""
+    fresh_provider.script("primary", task_call(1, background=False), Answer("carry on"), Answer("noted"))
+    fresh_provider.script("backup", Answer("slow foreground answer", delay=4.0))
+    baton = start_baton(QUICK)
+    parent = opencode.create_session("foreground stop")["id"]
+    opencode.prompt_async(parent, "do it now")
+    fresh_provider.wait_for_requests("backup", 1, timeout=20)
+    assert baton.stop() == 0
+    (task,) = baton.task_rows()
+    assert task["status"] in ("running", "completed") and task["mode"] == "background"
+    baton.start()
+    wait_until(lambda: all_ended(baton, 1), timeout=30, what="the task's end")
+    wait_until(lambda: all(r["state"] == "delivered" for r in baton.outbox_rows()) and baton.outbox_rows(),
+               what="the notification")
+    delivered_once(baton)
+    assert baton.task_rows()[0]["status"] == "completed"
