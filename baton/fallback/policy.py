@@ -18,6 +18,9 @@ Theory of operation (spec: ``shared/spec/runtime-fallback.md``, cited as §n):
 * Watchdog. After a switch, a timer (an action, not a sleep) moves on when the new model
   shows no output within ``timeout_seconds``.
 
+This module holds the tracking and the signals; the mechanics of a switch (choose, re-send,
+commit or roll back, watchdog) are in :mod:`baton.fallback.switching`, its base class.
+
 Nothing here performs I/O, reads a clock or sleeps: time arrives as ``now`` (epoch seconds).
 """
 
@@ -27,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from baton.actions import Action, CancelTimer, Note, Resend, SaveCooldown, Schedule, Toast
-from baton.config import Config, agent_key_for, agent_primary_model, resolve_chain
+from baton.actions import Action, CancelTimer, Note
+from baton.config import Config, agent_key_for, agent_primary_model
 from baton.cooldowns import Cooldowns
 from baton.events import (
     COMPACTION_AGENT,
@@ -36,7 +39,6 @@ from baton.events import (
     Event,
     PartDelta,
     PartUpdated,
-    ResendOutcome,
     ResendResult,
     SessionCreated,
     SessionDeleted,
@@ -49,12 +51,12 @@ from baton.events import (
 )
 from baton.fallback.errors import ErrorType, classify_error, retry_after_ms
 from baton.fallback.retry_status import retry_key
-from baton.fallback.state import FallbackState, Prepared, Session, SessionSnapshot, Turn
+from baton.fallback.state import Session, SessionSnapshot, Turn
+from baton.fallback.switching import Switcher, watchdog_key
 from baton.models import same_model
 
 __all__ = ["FallbackPolicy"]
 
-OWN_ABORT_GRACE_S = 5.0
 SESSION_TTL_S = 30 * 60.0
 SWEEP_EVERY_S = 5 * 60.0
 # opencode 1.18 waits 2 s * 2^(attempt-1) (+ up to ~25 % jitter) between its own retries; a
@@ -64,11 +66,7 @@ OUTPUT_PART_TYPES = frozenset({"text", "reasoning", "tool"})
 _NO_ACTIONS: list[Action] = []
 
 
-def _watchdog_key(session_id: str) -> str:
-    return f"watchdog:{session_id}"
-
-
-class FallbackPolicy:
+class FallbackPolicy(Switcher):
     """Decides, per session, when to leave a failing model and which model to take next."""
 
     def __init__(
@@ -78,15 +76,11 @@ class FallbackPolicy:
         *,
         owned_elsewhere: Callable[[str], bool] = lambda _session_id: False,
     ) -> None:
-        self.config = config
-        self.settings = config.runtime_fallback
-        self.cooldowns = cooldowns
+        super().__init__(config, cooldowns)
         # Task children belong to the scheduler: one owner per session (§1).
         self._owned_elsewhere = owned_elsewhere
-        self.sessions: dict[str, Session] = {}
         # Set while another fallback (oh-my-opencode's own) would act on the same failures (§10.3).
         self.passive_reason: str | None = None
-        self._token = 0
         self._next_sweep: float | None = None
         self._handlers: dict[type, Callable[[Any, float], list[Action]]] = {
             PartDelta: self._on_delta,
@@ -156,7 +150,7 @@ class FallbackPolicy:
     def _on_deleted(self, event: SessionDeleted, now: float) -> list[Action]:
         session = self.sessions.pop(event.session_id, None)
         if session is not None and session.fb is not None and session.fb.watchdog_at is not None:
-            return [CancelTimer(_watchdog_key(session.id))]
+            return [CancelTimer(watchdog_key(session.id))]
         return _NO_ACTIONS
 
     def _sweep(self, now: float) -> None:
@@ -266,7 +260,7 @@ class FallbackPolicy:
         """The user picked a model: a fresh chain for it, counters dropped (§8.4)."""
         old = session.fb
         if old is not None and old.watchdog_at is not None:
-            actions.append(CancelTimer(_watchdog_key(session.id)))
+            actions.append(CancelTimer(watchdog_key(session.id)))
         session.fb = self._new_state(session, model)
         if old is not None and old.in_flight is not None:
             # The re-send still runs: no second switch may start before it reports (§6.8).
@@ -275,10 +269,6 @@ class FallbackPolicy:
         actions.append(
             Note(session.id, "reset", f"{why}: now on {model}, fallback chain restarted", {"model": model})
         )
-
-    def _new_state(self, session: Session, model: str) -> FallbackState:
-        chain = resolve_chain(self.config, agent_key=session.agent_key, category=None, model=model)
-        return FallbackState(original=model, current=model, chain=chain.models, chain_source=chain.source)
 
     def _turn_started(self, session: Session, now: float) -> list[Action]:
         """First sign the turn runs: carry out a pending proactive reroute (§8.6)."""
@@ -329,7 +319,7 @@ class FallbackPolicy:
         fb.retry_key = None
         if fb.watchdog_at is not None:
             fb.watchdog_at = None
-            return [CancelTimer(_watchdog_key(session.id))]
+            return [CancelTimer(watchdog_key(session.id))]
         return _NO_ACTIONS
 
     # ------------------------------------------------------------------ failure signals (§6.4)
@@ -418,14 +408,6 @@ class FallbackPolicy:
         if fb.awaiting and fb.in_flight is None and same_model(event.model, fb.current):
             return self._user_stopped(session)
         return _NO_ACTIONS
-
-    def _user_stopped(self, session: Session) -> list[Action]:
-        """The user stopped the turn: no fallback, and attempts are not reset (§6.7.2)."""
-        fb = session.fb
-        assert fb is not None
-        actions: list[Action] = [Note(session.id, "user_stop", "the user stopped the turn; no fallback")]
-        self._clear_switch(fb, actions, session.id)
-        return actions
 
     def _attribute(
         self, session: Session, message_id: str | None, model: str | None = None
@@ -518,7 +500,7 @@ class FallbackPolicy:
             fb.awaiting = False
             if fb.watchdog_at is not None:
                 fb.watchdog_at = None
-                actions.append(CancelTimer(_watchdog_key(sid)))
+                actions.append(CancelTimer(watchdog_key(sid)))
         if not retryable:
             actions.append(
                 Note(sid, "not_retryable", f"{failing} failed with an error that is not retryable: "
@@ -527,179 +509,3 @@ class FallbackPolicy:
             return actions
         self._switch(session, failing, message_id, now, actions, reason=info.message[:200])
         return actions
-
-    def _cool(self, model: str, now: float, provider_until: float | None, why: str, actions: list[Action]) -> None:
-        """Enter (or extend) a model's cooldown, shared by every session (§6.1)."""
-        if self.settings.cooldown_seconds <= 0:
-            return
-        until = provider_until if provider_until is not None else now + self.settings.cooldown_seconds
-        if self.cooldowns.extend(model, until):
-            actions.append(SaveCooldown(model, until, why[:200]))
-
-    # ------------------------------------------------------------------ choosing and switching
-
-    def _prepare(self, fb: FallbackState, failing: str, now: float) -> tuple[int, str] | str:
-        """Choose the next usable model without changing anything (§6.3); a reason on failure."""
-        if fb.attempts >= self.settings.max_fallback_attempts:
-            return "max_attempts"
-        for index in range(fb.index + 1, len(fb.chain)):
-            model = fb.chain[index]
-            if same_model(model, fb.current) or same_model(model, failing):
-                continue
-            if self.settings.cooldown_seconds > 0 and self.cooldowns.is_cooling(model, now):
-                continue
-            return index, model
-        return "no_candidate"
-
-    def _switch(
-        self,
-        session: Session,
-        failing: str,
-        message_id: str | None,
-        now: float,
-        actions: list[Action],
-        *,
-        reason: str,
-    ) -> None:
-        fb = session.fb
-        assert fb is not None
-        sid = session.id
-        if fb.in_flight is not None:
-            # One switch at a time, whatever path asked (§6.8): a failure of the new turn will
-            # still arrive once opencode runs it.
-            actions.append(Note(sid, "ignored", f"{failing} failed while a re-send is in flight; not switching twice"))
-            return
-        if not fb.chain:
-            actions.append(
-                Note(sid, "no_chain", f"{failing} failed but this session has no fallback chain "
-                     "(configure agents.<name>.fallback_models or baton.fallback_models)")
-            )
-            return
-        choice = self._prepare(fb, failing, now)
-        if isinstance(choice, str):
-            why = ("the fallback attempts are used up" if choice == "max_attempts"
-                   else "no model of the chain is usable now")
-            actions.append(
-                Note(sid, "no_fallback", f"{failing} failed and {why}; leaving opencode's own retry running",
-                     {"reason": choice, "attempts": fb.attempts, "chain": list(fb.chain)})
-            )
-            return
-        index, model = choice
-        self._token += 1
-        fb.in_flight = Prepared(self._token, index, model, failing, reason)
-        fb.awaiting = True
-        if message_id is not None:
-            fb.replaced.add(message_id)
-        if fb.watchdog_at is not None:
-            fb.watchdog_at = None
-            actions.append(CancelTimer(_watchdog_key(sid)))
-        turn = session.turn
-        abort = session.status in (StatusType.BUSY, StatusType.RETRY)
-        if abort:
-            fb.own_abort_until = now + OWN_ABORT_GRACE_S
-        parts = tuple(turn.parts.values()) if turn is not None and turn.parts else None
-        actions.append(
-            Note(sid, "switch", f"{failing} failed ({reason}); switching to {model}",
-                 {"from": failing, "to": model, "attempt": fb.attempts + 1, "chain_source": fb.chain_source})
-        )
-        actions.append(
-            Resend(
-                session_id=sid,
-                token=self._token,
-                message_id=turn.user_id if turn is not None else None,
-                model=model,
-                agent=(turn.agent if turn is not None and turn.agent else session.agent_raw),
-                parts=parts,
-                abort=abort,
-                directory=session.directory,
-            )
-        )
-
-    def _on_resend_result(self, event: ResendResult, now: float) -> list[Action]:
-        session = self.sessions.get(event.session_id)
-        fb = session.fb if session is not None else None
-        if session is None or fb is None or fb.in_flight is None or fb.in_flight.token != event.token:
-            return _NO_ACTIONS
-        prepared = fb.in_flight
-        fb.in_flight = None
-        sid = session.id
-        if prepared.stale:
-            return [Note(sid, "resent", f"re-send on {prepared.model} ended ({event.outcome.value}) after the user "
-                                        "changed model; nothing to commit")]
-        if event.outcome is ResendOutcome.REFUSED:
-            actions: list[Action] = [
-                Note(sid, "resend_failed", f"re-sending on {prepared.model} failed: {event.detail}",
-                     {"model": prepared.model})
-            ]
-            self._clear_switch(fb, actions, sid)
-            actions.append(
-                Toast("baton: fallback failed", f"Could not re-send on {_short(prepared.model)}: {event.detail}"[:300],
-                      "error", session.directory)
-            )
-            return actions
-        fb.index = prepared.index
-        fb.attempts += 1
-        fb.current = fb.pending = prepared.model
-        actions = [
-            Note(sid, "resent", f"message re-sent on {prepared.model} ({event.outcome.value})",
-                 {"model": prepared.model, "attempt": fb.attempts})
-        ]
-        turn = session.turn
-        answered = turn is not None and any(
-            same_model(turn.assistants.get(mid), prepared.model) for mid in turn.outputs
-        )
-        if answered:
-            fb.awaiting = False
-        elif self.settings.timeout_seconds > 0:
-            fb.watchdog_at = now + self.settings.timeout_seconds
-            actions.append(Schedule(_watchdog_key(sid), fb.watchdog_at))
-        if self.settings.notify_on_fallback:
-            actions.append(
-                Toast("baton: model switched",
-                      f"{_short(prepared.failing)} is unavailable; continuing on {_short(prepared.model)}",
-                      "warning", session.directory)
-            )
-        return actions
-
-    def _clear_switch(self, fb: FallbackState, actions: list[Action], session_id: str) -> None:
-        fb.awaiting = False
-        fb.pending = None
-        fb.retry_key = None
-        if fb.watchdog_at is not None:
-            fb.watchdog_at = None
-            actions.append(CancelTimer(_watchdog_key(session_id)))
-
-    # ------------------------------------------------------------------ watchdog (§6.6)
-
-    def _on_timer(self, event: TimerFired, now: float) -> list[Action]:
-        kind, _, sid = event.key.partition(":")
-        session = self.sessions.get(sid)
-        if kind != "watchdog" or session is None or session.fb is None:
-            return _NO_ACTIONS
-        fb = session.fb
-        fb.watchdog_at = None
-        if not fb.awaiting or fb.in_flight is not None:
-            return _NO_ACTIONS
-        turn = session.turn
-        if turn is not None and any(same_model(turn.assistants.get(m), fb.current) for m in turn.outputs):
-            self._clear_switch(fb, [], sid)
-            return _NO_ACTIONS
-        actions: list[Action] = []
-        hung = fb.current
-        self._cool(hung, now, None, "no answer before the watchdog fired", actions)
-        message_id = next(reversed(turn.assistants)) if turn is not None and turn.assistants else None
-        before = len(actions)
-        self._switch(
-            session, hung, message_id, now, actions,
-            reason=f"no answer within {self.settings.timeout_seconds:g}s",
-        )
-        if fb.in_flight is None:
-            fb.awaiting = False
-            fb.pending = None
-            actions.insert(before, Note(session.id, "watchdog", f"{hung} gave no answer in time"))
-        return actions
-
-
-def _short(model: str) -> str:
-    """The model ID after the last ``/``, as a toast shows it."""
-    return model.rsplit("/", 1)[-1]
