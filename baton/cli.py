@@ -22,7 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from baton import __version__
-from baton.config import ConfigError, describe, json_schema, load_config
+from baton.chains import describe
+from baton.config import ConfigError, json_schema, load_config
 from baton.cooldowns import Cooldowns
 from baton.daemon import DEFAULT_LISTEN, ServeOptions, StartupError, default_state_dir, serve
 from baton.logs import configure_logging

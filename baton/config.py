@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -46,7 +44,6 @@ from baton._jsonc_locate import (
     drop_nulls,
     key_path,
     load_jsonc,
-    number_text,
     unknown_keys,
     validate,
 )
@@ -62,14 +59,9 @@ __all__ = [
     "CircuitBreakerConfig",
     "Config",
     "ConfigError",
-    "ResolvedChain",
     "RuntimeFallbackConfig",
-    "agent_key_for",
-    "agent_primary_model",
-    "describe",
     "json_schema",
     "load_config",
-    "resolve_chain",
 ]
 
 DEFAULT_CATEGORY_AGENT = "general"
@@ -79,7 +71,6 @@ OPENCODE_SECTION = "[opencode]"
 
 _HOOK_NAME = "runtime-fallback"
 _DEEP_KEYS = frozenset({"agents", "categories", "baton"})
-_AGENT_CACHE_LIMIT = 1024
 _OBJECT_ENTRY_NOTE = 'chain entries written as objects are read as their "model"; other fields are ignored'
 
 # ---------------------------------------------------------------------------------------------
@@ -304,17 +295,8 @@ class Config(_Frozen):
     """One line per problem that did not stop loading; the CLI decides how to show them."""
     runtime_fallback_explicit: SkipJsonSchema[bool] = False
     """A file itself turns ``runtime_fallback`` on: what upstream's plugin (default off) acts on."""
-    _agent_memo: _AgentMemo | None = PrivateAttr(None)
-
-
-@dataclass
-class _AgentMemo:
-    """Name index and lookups for one ``agents`` map; a copy with other agents rebuilds it."""
-
-    agents: Mapping[str, AgentConfig]
-    by_lower: dict[str, str]
-    pattern: re.Pattern[str] | None
-    cache: dict[str, str | None]
+    _agent_memo: Any = PrivateAttr(None)
+    """Agent-name index, built by :func:`baton.chains.agent_key_for` on first use."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,94 +479,6 @@ def _finish(merged: dict[str, Any], files: Sequence[JsoncFile], warnings: list[s
 
 
 # ---------------------------------------------------------------------------------------------
-# Agent names and chain resolution
-
-
-def agent_key_for(config: Config, raw_agent: str | None) -> str | None:
-    """The ``agents`` key a raw agent name maps to (spec §2.5 rule 2); cached per config."""
-    if raw_agent is None:
-        return None
-    memo = config._agent_memo
-    if memo is None or memo.agents is not config.agents:
-        memo = config._agent_memo = _index_agents(config.agents)
-    if raw_agent not in memo.cache:
-        if len(memo.cache) >= _AGENT_CACHE_LIMIT:
-            memo.cache.clear()
-        memo.cache[raw_agent] = _match_agent(memo, raw_agent)
-    return memo.cache[raw_agent]
-
-
-def _index_agents(agents: Mapping[str, AgentConfig]) -> _AgentMemo:
-    by_lower: dict[str, str] = {}
-    for name in sorted(agents):
-        by_lower.setdefault(name.strip().lower(), name)
-    names = sorted((n for n in by_lower if n), key=len, reverse=True)
-    # Lookarounds give \b semantics ("-" separates words, "_" does not) and also behave for
-    # names that begin or end with a non-word character. At one position the regex takes the
-    # first alternative that matches, hence longest names first.
-    pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)") if names else None
-    return _AgentMemo(agents, by_lower, pattern, {})
-
-
-def _match_agent(memo: _AgentMemo, raw: str) -> str | None:
-    """Exact key, else trimmed lower-case equality, else the leftmost word-bounded name."""
-    if raw in memo.agents:
-        return raw
-    lowered = raw.strip().lower()
-    if not lowered:
-        return None
-    if lowered in memo.by_lower:
-        return memo.by_lower[lowered]
-    found = memo.pattern.search(lowered) if memo.pattern is not None else None
-    return memo.by_lower[found.group(0)] if found else None
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedChain:
-    """A session's fallback chain and the config key it came from (for the journal and CLI)."""
-
-    models: tuple[str, ...]
-    source: str
-
-
-def _category_chain(config: Config, name: str | None) -> ResolvedChain | None:
-    """A disabled category is unknown (background-tasks §3.2), so it lends no chain."""
-    category = config.categories.get(name) if name is not None else None
-    if name is None or category is None or category.disable or (chain := category.chain) is None:
-        return None
-    return ResolvedChain(chain[0], key_path(("categories", name, chain[1])))
-
-
-def resolve_chain(
-    config: Config, *, agent_key: str | None, category: str | None, model: str | None
-) -> ResolvedChain:
-    """The first rule of spec §2.4 that yields a list wins; ``[]`` is a list (an opt-out)."""
-    if found := _category_chain(config, category):
-        return found
-    agent = config.agents.get(agent_key) if agent_key is not None else None
-    if agent is not None and agent_key is not None:
-        if (chain := agent.chain) is not None:
-            return ResolvedChain(chain[0], key_path(("agents", agent_key, chain[1])))
-        if found := _category_chain(config, agent.category):
-            via = key_path(("agents", agent_key, "category"))
-            return ResolvedChain(found.models, f"{found.source} via {via}")
-    if model is not None and (per_model := config.baton.model_fallbacks.get(model)) is not None:
-        return ResolvedChain(per_model, key_path(("baton", "model_fallbacks", model)))
-    if config.baton.fallback_models is not None:
-        return ResolvedChain(config.baton.fallback_models, "baton.fallback_models")
-    return ResolvedChain((), "none")
-
-
-def agent_primary_model(config: Config, agent_key: str | None) -> str | None:
-    """The agent's configured model (``model`` or ``models[0]``), else its category's."""
-    agent = config.agents.get(agent_key) if agent_key is not None else None
-    if agent is None:
-        return None
-    category = config.categories.get(agent.category) if agent.category is not None else None
-    return agent.primary_model or (category.primary_model if category is not None else None)
-
-
-# ---------------------------------------------------------------------------------------------
 # Reporting
 
 
@@ -594,40 +488,3 @@ def json_schema() -> dict[str, object]:
     schema.update(Config.model_json_schema(by_alias=True, mode="validation"))
     schema["title"] = "baton configuration (the oh-my-opencode keys baton reads)"
     return schema
-
-
-def describe(config: Config) -> list[str]:
-    """Lines for ``baton config check``: sources, warnings, settings and every resolved chain."""
-    lines = [f"source: {path}" for path in config.sources] or ["source: none (built-in defaults)"]
-    lines += [f"warning: {warning}" for warning in config.warnings]
-    rf = config.runtime_fallback
-    lines.append(
-        f"runtime_fallback: enabled={_flag(rf.enabled)} retry_on_errors={list(rf.retry_on_errors)} "
-        f"max_fallback_attempts={rf.max_fallback_attempts} "
-        f"cooldown_seconds={number_text(rf.cooldown_seconds)} "
-        f"timeout_seconds={number_text(rf.timeout_seconds)} notify_on_fallback={_flag(rf.notify_on_fallback)}"
-    )
-    if rf.timeout_seconds == 0:
-        lines.append("warning: runtime_fallback.timeout_seconds is 0: no watchdog after a re-send, and retry "
-                     "statuses are not acted on, so a failure opencode retries waits until it gives up")
-    rows = [(key_path(("agents", name)), resolve_chain(
-        config, agent_key=name, category=None, model=agent_primary_model(config, name)))
-        for name in config.agents]
-    # A category task runs as baton.category_agent, so that agent's chain is its second choice.
-    rows += [(key_path(("categories", name)), resolve_chain(
-        config, agent_key=config.baton.category_agent, category=name, model=category.primary_model))
-        for name, category in config.categories.items() if not category.disable]
-    rows += [(f"model {model}", resolve_chain(config, agent_key=None, category=None, model=model))
-             for model in config.baton.model_fallbacks]
-    rows.append(("default", resolve_chain(config, agent_key=None, category=None, model=None)))
-    return lines + [f"chain {label}: {_chain_text(chain)}" for label, chain in rows]
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _chain_text(chain: ResolvedChain) -> str:
-    if chain.models:
-        return " -> ".join(chain.models) + f" (from {chain.source})"
-    return "no fallback" + ("" if chain.source == "none" else f" (empty list at {chain.source})")

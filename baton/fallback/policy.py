@@ -31,7 +31,8 @@ from dataclasses import replace
 from typing import Any
 
 from baton.actions import Action, CancelTimer, Note
-from baton.config import Config, agent_key_for, agent_primary_model
+from baton.chains import agent_key_for, agent_primary_model
+from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.events import (
     COMPACTION_AGENT,

@@ -9,7 +9,8 @@ watchdog is a ``Schedule`` action; firing it is an event like any other (§6.6).
 from __future__ import annotations
 
 from baton.actions import Action, CancelTimer, Note, Resend, SaveCooldown, Schedule, Toast
-from baton.config import Config, resolve_chain
+from baton.chains import resolve_chain
+from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.events import ResendOutcome, ResendResult, StatusType, TimerFired
 from baton.fallback.state import FallbackState, Prepared, Session

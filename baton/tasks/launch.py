@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from baton.config import Config, agent_key_for, agent_primary_model, resolve_chain
+from baton.chains import agent_key_for, agent_primary_model, resolve_chain
+from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.models import same_model
 from baton.tasks import texts

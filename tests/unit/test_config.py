@@ -9,17 +9,8 @@ import pydantic
 import pytest
 
 from baton._jsonc_locate import locate
-from baton.config import (
-    Config,
-    ConfigError,
-    ResolvedChain,
-    agent_key_for,
-    agent_primary_model,
-    describe,
-    json_schema,
-    load_config,
-    resolve_chain,
-)
+from baton.chains import ResolvedChain, agent_key_for, agent_primary_model, describe, resolve_chain
+from baton.config import Config, ConfigError, json_schema, load_config
 from baton.fallback.errors import DEFAULT_RETRY_ON_ERRORS
 
 
