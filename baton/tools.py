@@ -13,8 +13,8 @@ call finds its calling session first (:meth:`TaskService.call_context`), then ru
 method. A :class:`ToolFailure` becomes an MCP tool error (``isError``) with its text; any other
 exception is logged and becomes a short generic tool error: a model never sees a stack trace.
 
-opencode registers the server at run time with ``POST /mcp`` (:func:`mcp_registration`); its
-models then see the tools as ``baton_<tool>``.
+The engine registers this server with opencode at run time (``POST /mcp``, see
+``OpencodeClient.register_mcp``); its models then see the tools as ``baton_<tool>``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,6 @@ __all__ = [
     "TOOL_NAMES",
     "build_mcp_app",
     "build_server",
-    "mcp_registration",
-    "register_mcp",
     "tool_definitions",
 ]
 
@@ -419,13 +417,3 @@ def build_mcp_app(
         ),
     )
     return StreamableHTTPASGIApp(manager), manager.run
-
-
-def mcp_registration(url: str) -> dict[str, Any]:
-    """The body of opencode's ``POST /mcp`` that registers baton's MCP endpoint (``url`` ends in ``/mcp``)."""
-    return {"name": SERVER_NAME, "config": {"type": "remote", "url": url}}
-
-
-async def register_mcp(client_post: Callable[[str, dict[str, Any]], Awaitable[object]], url: str) -> object:
-    """Register baton with opencode: ``client_post("/mcp", body)``; returns whatever ``client_post`` returns."""
-    return await client_post("/mcp", mcp_registration(url))

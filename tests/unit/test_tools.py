@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from baton import tools
 from baton.tasks.service import CallContext, ToolFailure
-from baton.tools import build_mcp_app, mcp_registration, register_mcp
+from baton.tools import build_mcp_app
 
 pytestmark = pytest.mark.anyio
 
@@ -285,16 +285,3 @@ async def test_foreign_host_header_is_rejected() -> None:
     async with serving(service) as url, httpx2.AsyncClient() as http:
         response = await http.post(url, json=body, headers=headers)
     assert response.status_code == 421
-
-
-async def test_registration_body_names_baton_as_a_remote_server() -> None:
-    """register_mcp posts opencode's POST /mcp body: name baton, a remote config with the URL."""
-    posted: list[tuple[str, dict[str, Any]]] = []
-
-    async def post(path: str, body: dict[str, Any]) -> object:
-        posted.append((path, body))
-        return True
-
-    assert await register_mcp(post, "http://127.0.0.1:4097/mcp") is True
-    assert posted == [("/mcp", {"name": "baton", "config": {"type": "remote", "url": "http://127.0.0.1:4097/mcp"}})]
-    assert mcp_registration("u") == {"name": "baton", "config": {"type": "remote", "url": "u"}}
