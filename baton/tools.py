@@ -105,13 +105,13 @@ def _schema(properties: Mapping[str, Mapping[str, Any]], required: Sequence[str]
     return {"type": "object", "properties": {k: dict(v) for k, v in properties.items()}, "required": list(required)}
 
 
-def tool_definitions(categories: Sequence[str], *, call_limit_s: float = 60.0) -> list[types.Tool]:
+def tool_definitions(categories: Sequence[str]) -> list[types.Tool]:
     """The four tools as MCP advertises them; ``categories`` come from the service at listing time."""
-    wait_s = _wait_limit_ms(call_limit_s) // 1000
     listed = "\n".join(f"- {c}" for c in categories) or "- (none configured)"
     foreground = (
-        f"With run_in_background=false the call waits for the answer, at most about {wait_s} s; a task that "
-        "needs longer keeps running as a background task and you are told so, with its id."
+        "With run_in_background=false the call waits for the answer (up to the configured limit, 10 minutes "
+        "by default); a task that needs longer keeps running as a background task and you are told so, with "
+        "its id."
     )
     background = (
         "With run_in_background=true the call returns at once with a task id. When the task ends, baton posts "
@@ -143,8 +143,8 @@ def tool_definitions(categories: Sequence[str], *, call_limit_s: float = 60.0) -
         "its progress (status, model, run time, last activity). Reading an ended task again gives the same "
         "answer. Background tasks announce their end in this session by themselves, so call this to read "
         "a result or to check on a task that seems slow, not in a loop.\n\n"
-        f"block=true waits until the task ends or timeout_ms passes (default {DEFAULT_OUTPUT_TIMEOUT_MS} ms, "
-        f"at most {wait_s * 1000} ms); block defaults to false."
+        f"block=true waits until the task ends or timeout_ms passes (default {DEFAULT_OUTPUT_TIMEOUT_MS} ms); "
+        "block defaults to false."
     )
     cancel_text = (
         "Stop tasks this session started (and the tasks they started in turn). Give exactly one of "
@@ -295,7 +295,7 @@ class _Tools:
         except Exception:
             log.exception("listing categories failed")
             categories = []
-        return types.ListToolsResult(tools=tool_definitions(categories, call_limit_s=self.call_limit_s))
+        return types.ListToolsResult(tools=tool_definitions(categories))
 
     async def call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
