@@ -149,9 +149,9 @@ def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
         parts.append(sessions)
         parts.append(_tasks_table(data.get("tasks", []), title="background tasks (live)"))
     cooling = Table("model", "cooling for", "reason", title="models cooling down")
-    rows = [(c["model"], c["until"], "") for c in data["cooldowns"]] if data else []
-    if store is not None and data is None:
-        rows = store.cooldowns(now)
+    stored = store.cooldowns(now) if store is not None else []
+    reasons = {model: reason for model, _, reason in stored}
+    rows = [(c["model"], c["until"], reasons.get(c["model"], "")) for c in data["cooldowns"]] if data else stored
     for model, until, reason in rows:
         cooling.add_row(model, f"{until - now:.0f}s", reason[:60])
     parts.append(cooling)
