@@ -235,3 +235,24 @@ def test_stop_during_a_foreground_call_keeps_the_task(
                what="the notification")
     delivered_once(baton)
     assert baton.task_rows()[0]["status"] == "completed"
+
+
+def test_user_cancel_from_the_cli_notifies_the_parent(
+    opencode: OpencodeServer, fresh_provider: FakeProvider, start_baton: BatonFactory
+) -> None:
+    """`baton tasks cancel ID` stops a running task through the serve, and the parent is told."""
+    fresh_provider.script("primary", task_call(1), Answer("waiting"), Answer("noted"))
+    fresh_provider.script("backup", Answer("too slow", delay=30.0))
+    baton = start_baton(QUICK)
+    parent = opencode.create_session("cancel me")["id"]
+    opencode.prompt_async(parent, "delegate")
+    fresh_provider.wait_for_requests("backup", 1, timeout=20)
+    (task,) = baton.task_rows()
+    out = cli("tasks", "cancel", task["id"], "--listen", baton.listen)
+    assert task["id"] in out
+    wait_until(lambda: all_ended(baton, 1), what="the cancel")
+    assert baton.task_rows()[0]["status"] == "cancelled"
+    wait_until(lambda: baton.outbox_rows() and all(r["state"] == "delivered" for r in baton.outbox_rows()),
+               what="the parent's notification")
+    delivered_once(baton)
+    wait_until(lambda: task["session_id"] not in opencode.session_status(), what="the child's abort")
