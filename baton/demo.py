@@ -18,7 +18,8 @@ from typing import Any
 
 from baton.testing.baton_process import BatonProcess
 from baton.testing.fake_provider import Answer, FakeProvider, Refuse
-from baton.testing.opencode import OPENCODE_VERSION, EventRecorder, OpencodeServer, find_opencode, warm_template
+from baton.testing.opencode import OPENCODE_VERSION, OpencodeServer, find_opencode, warm_template
+from baton.testing.recorder import EventRecorder
 
 __all__ = ["DemoError", "run_demo"]
 

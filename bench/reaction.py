@@ -19,7 +19,8 @@ from pathlib import Path
 
 from baton.testing.baton_process import BatonProcess
 from baton.testing.fake_provider import Answer, FakeProvider, Refuse
-from baton.testing.opencode import EventRecorder, OpencodeServer
+from baton.testing.opencode import OpencodeServer
+from baton.testing.recorder import EventRecorder
 
 REFUSAL = "All credentials for model primary are cooling down"
 

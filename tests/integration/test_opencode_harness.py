@@ -9,7 +9,8 @@ import httpx2
 import pytest
 
 from baton.testing.fake_provider import Answer, FakeProvider, Refuse
-from baton.testing.opencode import EventRecorder, OpencodeServer
+from baton.testing.opencode import OpencodeServer
+from baton.testing.recorder import EventRecorder
 
 OpencodeFactory = Callable[..., OpencodeServer]
 
