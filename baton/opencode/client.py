@@ -189,6 +189,12 @@ class OpencodeClient:
         data = await self._request("GET", "/agent")
         return data if isinstance(data, list) else []
 
+    async def connected_providers(self) -> list[str]:
+        """``GET /provider``'s ``connected`` list: the providers opencode can actually call."""
+        data = await self._request("GET", "/provider")
+        connected = data.get("connected") if isinstance(data, dict) else None
+        return [p for p in connected if isinstance(p, str)] if isinstance(connected, list) else []
+
     async def register_mcp(self, name: str, url: str) -> None:
         """Add a remote MCP server at run time (``POST /mcp``); its tools appear as ``<name>_<tool>``."""
         await self._request("POST", "/mcp", json={"name": name, "config": {"type": "remote", "url": url}})

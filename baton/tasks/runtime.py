@@ -301,6 +301,14 @@ class TaskRuntime:
                 for r in rows if isinstance(r, dict) and r.get("name"))
         return self._agents
 
+    async def _connected_providers(self) -> frozenset[str] | None:
+        """Providers opencode can call (fetched per launch: a user may connect one at any time);
+        None when unknown, and then every provider counts as connected."""
+        try:
+            return frozenset(await self.client.connected_providers())
+        except OpencodeError:
+            return None
+
     async def launch(self, context: CallContext, tool: str, arguments: dict[str, Any]) -> str:
         lineage = await self._lineage(context.session_id)
         depth, root = lineage if isinstance(lineage, tuple) else (0, None)
@@ -319,6 +327,7 @@ class TaskRuntime:
             root_session_id=root,
             lineage_error=lineage if isinstance(lineage, str) else None,
             known_agents=await self._known_agents(),
+            connected_providers=await self._connected_providers(),
             directory=await self._directory_of(context.session_id),
             tool=tool,
         )
