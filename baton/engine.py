@@ -65,7 +65,6 @@ HEARTBEAT_CHECK_S = 2.0
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
 ABORT_TIMEOUT_S = 5.0
-PROMPT_TIMEOUT_S = 10.0
 PROMPT_RETRIES = 3
 RESYNC_MESSAGE_LIMIT = 30
 # Events from opencode's stream (or a resync), which every decider sees; timers and action

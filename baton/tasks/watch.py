@@ -53,7 +53,6 @@ class ChildWatch:
     msg_done: bool = False
     msg_error: bool = False
     msg_finish: str | None = None
-    msg_model: str | None = None
     text_msg: str | None = None
     text_parts: dict[str, list[str]] = field(default_factory=dict)
     text_len: int = 0
@@ -95,7 +94,7 @@ class ChildWatch:
         self.status = None  # unknown until opencode says (the next poll at the latest)
         self.msg_id = None
         self.msg_done = self.msg_error = False
-        self.msg_finish = self.msg_model = None
+        self.msg_finish = None
 
     # ------------------------------------------------------------------ messages and parts
 
@@ -114,14 +113,13 @@ class ChildWatch:
         self.msg_done = event.completed
         self.msg_error = event.error is not None
         self.msg_finish = event.finish
-        self.msg_model = event.model
         return True
 
     def _newer_message(self, message_id: str) -> None:
         if self.msg_id is None or message_id > self.msg_id:
             self.msg_id = message_id
             self.msg_done = self.msg_error = False
-            self.msg_finish = self.msg_model = None
+            self.msg_finish = None
 
     def on_text(self, event: PartUpdated, anchor: str | None) -> None:
         if event.part.get("synthetic"):
