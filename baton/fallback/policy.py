@@ -312,8 +312,6 @@ class FallbackPolicy(Switcher):
         fb = session.fb
         if was_idle or fb is None:
             return _NO_ACTIONS
-        if fb.own_abort_until > now:
-            fb.own_abort_until = 0.0
         if fb.awaiting:
             return _NO_ACTIONS
         fb.pending = None
@@ -404,7 +402,6 @@ class FallbackPolicy(Switcher):
         if fb is None or turn is None or event.message_id in turn.outputs:
             return _NO_ACTIONS
         if event.message_id in fb.replaced or fb.own_abort_until > now:
-            fb.own_abort_until = 0.0
             return _NO_ACTIONS
         if fb.awaiting and fb.in_flight is None and same_model(event.model, fb.current):
             return self._user_stopped(session)

@@ -57,6 +57,9 @@ class FallbackState:
     pending: str | None = None
     awaiting: bool = False
     in_flight: Prepared | None = None
+    # baton aborted this turn until then. Only an abort error consumes it; otherwise it lapses:
+    # one abort can yield an empty completion, an idle AND a late abort error, and that error
+    # (which names no message) must not read as the user's stop (seen under load, §6.7).
     own_abort_until: float = 0.0
     retry_key: str | None = None
     replaced: set[str] = field(default_factory=set)

@@ -389,3 +389,16 @@ def test_retry_without_seen_turn_still_falls_back(tmp_path: Path) -> None:
     s.policy.sessions[S].agent_key = "build"
     (resend,) = resends(s.retry(S))
     assert resend.message_id is None and resend.parts is None and resend.model == "fake/backup"
+
+
+def test_late_abort_error_after_the_switch_is_baton_s_own(tmp_path: Path) -> None:
+    """One abort can yield both an empty completion and a late abort error; neither is a user stop."""
+    s = sim(tmp_path)
+    switched(s)
+    s.assistant(S, "msg_u1_a1", "msg_u1", "fake/primary", completed=True)
+    s.idle(S)
+    s.busy(S)
+    s.assistant(S, "msg_a2", "msg_u1", "fake/backup")
+    late = s.error(S, "The operation was aborted", name="MessageAbortedError")
+    assert notes(late, "user_stop") == []
+    assert notes(s.text(S, "msg_a2"), "answered")
