@@ -123,12 +123,13 @@ def schema() -> int:
     return 0
 
 
-def _live_status(url: str) -> dict[str, Any] | None:
+def _serve_get(listen: str, path: str) -> Any | None:
+    """JSON from a running serve, or None when none answers at ``listen``."""
     try:
-        response = httpx2.get(f"http://{url}/status", timeout=2.0)
+        response = httpx2.get(f"http://{listen}{path}", timeout=5.0)
     except httpx2.HTTPError:
         return None
-    return response.json() if response.status_code == 200 else None
+    return response.json()
 
 
 def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
@@ -174,28 +175,19 @@ def status(*, listen: str = DEFAULT_LISTEN, state_dir: Path | None = None, watch
     path = (state_dir or default_state_dir(dict(os.environ))) / "baton.db"
     store = Store(path, readonly=True) if path.exists() else None
     if not watch:
-        out.print(_status_view(_live_status(listen), store))
+        out.print(_status_view(_serve_get(listen, "/status"), store))
         return 0
     try:
-        with Live(_status_view(_live_status(listen), store), console=out, refresh_per_second=2) as live:
+        with Live(_status_view(_serve_get(listen, "/status"), store), console=out, refresh_per_second=2) as live:
             while True:
                 time.sleep(1.0)
-                live.update(_status_view(_live_status(listen), store))
+                live.update(_status_view(_serve_get(listen, "/status"), store))
     except KeyboardInterrupt:
         return 0
 
 
 tasks_app = cyclopts.App(name="tasks", help="Background tasks: list, show, cancel (live from serve, else the store).")
 app.command(tasks_app)
-
-
-def _serve_get(listen: str, path: str) -> Any | None:
-    """JSON from a running serve, or None when none answers at ``listen``."""
-    try:
-        response = httpx2.get(f"http://{listen}{path}", timeout=5.0)
-    except httpx2.HTTPError:
-        return None
-    return response.json()
 
 
 def _offline_scheduler(state_dir: Path | None) -> tuple[Store, Scheduler] | None:

@@ -99,26 +99,23 @@ def _load(options: ServeOptions, project: Path | None) -> Config:
 async def serve(options: ServeOptions) -> None:
     """Run ``baton serve`` until a signal; raises :class:`StartupError` when it cannot start."""
     host, port = parse_listen(options.listen)
-    if options.config_path is not None:
-        _load(options, None)  # a bad explicit file fails before any network wait
+    # An explicit file does not depend on the project: load it (and fail) before any network wait.
+    explicit = _load(options, None) if options.config_path is not None else None
     client = OpencodeClient(options.opencode_url, auth=auth_from_env(options.env))
     async with client:
         where = await _reach(client, options.connect_timeout)
         directory = where.get("directory")
         project = options.project_dir or (Path(directory) if isinstance(directory, str) else None)
-        config = _load(options, project)
+        config = explicit or _load(options, project)
         for warning in config.warnings:
             log.warning(warning)
         state_dir = options.state_dir or default_state_dir(options.env)
-        store = Store(state_dir / "baton.db")
-        try:
+        with Store(state_dir / "baton.db") as store:
             try:
                 sock = bind_socket(host, port)
             except OSError as exc:
                 raise StartupError(f"cannot listen on {options.listen}: {exc.strerror}", 2) from exc
             await _run(options, client, config, store, sock, project)
-        finally:
-            store.close()
 
 
 async def _run(

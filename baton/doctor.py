@@ -103,9 +103,8 @@ def _store_checks(state_dir: Path) -> Iterator[Check]:
         yield Check(True, f"store: none yet at {path} (serve creates it)")
         return
     try:
-        store = Store(path, readonly=True)
-        cooling = store.cooldowns(time.time())
-        store.close()
+        with Store(path, readonly=True) as store:
+            cooling = store.cooldowns(time.time())
     except StoreError as exc:
         yield Check(False, f"store at {path}: {exc}", "check the permissions of --state-dir")
         return

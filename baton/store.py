@@ -102,6 +102,12 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # --- model health ----------------------------------------------------------------------
 
     def cooldowns(self, now: float) -> list[tuple[str, float, str]]:
@@ -158,10 +164,13 @@ class Store:
             rows = self._db.execute("SELECT row FROM tasks").fetchall()
         return [json.loads(r) for (r,) in rows]
 
-    def load_outbox(self) -> list[dict[str, Any]]:
-        """Rows not yet delivered or dropped: the ones a restart must still send."""
+    def load_outbox(self, *, include_done: bool = False) -> list[dict[str, Any]]:
+        """Rows not yet delivered or dropped (the ones a restart must still send), or all of them."""
+        query = "SELECT row FROM outbox"
+        if not include_done:
+            query += " WHERE state NOT IN ('delivered', 'dropped')"
         with _translate("reading the outbox"):
-            rows = self._db.execute("SELECT row FROM outbox WHERE state NOT IN ('delivered', 'dropped')").fetchall()
+            rows = self._db.execute(query).fetchall()
         return [json.loads(r) for (r,) in rows]
 
     # --- journal ---------------------------------------------------------------------------

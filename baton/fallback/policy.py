@@ -53,7 +53,7 @@ from baton.events import (
 from baton.fallback.errors import ErrorType, classify_error, retry_after_ms
 from baton.fallback.retry_status import retry_key
 from baton.fallback.state import Session, SessionSnapshot, Turn
-from baton.fallback.switching import Switcher, watchdog_key
+from baton.fallback.switching import NO_ACTIONS, Switcher, watchdog_key
 from baton.models import same_model
 
 __all__ = ["FallbackPolicy"]
@@ -64,7 +64,6 @@ SWEEP_EVERY_S = 5 * 60.0
 # `next` inside that band is opencode's schedule, not a retry time the provider gave (§6.1).
 OPENCODE_BACKOFF_BASE_S = 2.0
 OUTPUT_PART_TYPES = frozenset({"text", "reasoning", "tool"})
-_NO_ACTIONS: list[Action] = []
 
 
 class FallbackPolicy(Switcher):
@@ -102,7 +101,7 @@ class FallbackPolicy(Switcher):
     def handle(self, event: Event, now: float) -> list[Action]:
         """Feed one event; return what the engine must do. Cheap for the common events."""
         if not self.settings.enabled or self.passive_reason is not None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         actions = self._handlers[type(event)](event, now)
         if self._next_sweep is None or now >= self._next_sweep:
             self._sweep(now)
@@ -146,13 +145,13 @@ class FallbackPolicy(Switcher):
         if session is not None:
             session.directory = event.directory or session.directory
             session.parent_id = event.parent_id
-        return _NO_ACTIONS
+        return NO_ACTIONS
 
     def _on_deleted(self, event: SessionDeleted, now: float) -> list[Action]:
         session = self.sessions.pop(event.session_id, None)
         if session is not None and session.fb is not None and session.fb.watchdog_at is not None:
             return [CancelTimer(watchdog_key(session.id))]
-        return _NO_ACTIONS
+        return NO_ACTIONS
 
     def _sweep(self, now: float) -> None:
         """Forget sessions unseen for 30 minutes, keys and id sets included (§6.9)."""
@@ -164,24 +163,24 @@ class FallbackPolicy(Switcher):
     def _on_part(self, event: PartUpdated, now: float) -> list[Action]:
         session = self.sessions.get(event.session_id)
         if session is None or session.turn is None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         turn = session.turn
         if event.message_id == turn.user_id:
             turn.parts[event.part_id] = event.part
-            return _NO_ACTIONS
+            return NO_ACTIONS
         is_output = event.type in OUTPUT_PART_TYPES and (event.type != "text" or bool(event.text))
         if is_output and event.message_id in turn.assistants:
             return self._on_output(session, event.message_id, now)
-        return _NO_ACTIONS
+        return NO_ACTIONS
 
     def _on_delta(self, event: PartDelta, now: float) -> list[Action]:
         # The hot path: most deltas belong to sessions with nothing to decide.
         session = self.sessions.get(event.session_id)
         if session is None or session.turn is None or not event.delta:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         turn = session.turn
         if event.message_id in turn.outputs or event.message_id not in turn.assistants:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         return self._on_output(session, event.message_id, now)
 
     def _on_output(self, session: Session, message_id: str, now: float) -> list[Action]:
@@ -192,14 +191,14 @@ class FallbackPolicy(Switcher):
         turn.outputs.add(message_id)
         fb = session.fb
         if fb is None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         model = turn.assistants.get(message_id)
         in_use = (fb.current, fb.pending, fb.in_flight.model if fb.in_flight else None)
         if not any(same_model(model, m) for m in in_use):
-            return _NO_ACTIONS
+            return NO_ACTIONS
         fb.retry_key = None
         if not fb.awaiting or fb.in_flight is not None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         actions: list[Action] = [
             Note(session.id, "answered", f"{model} answered; the switch is confirmed", {"model": model})
         ]
@@ -210,10 +209,10 @@ class FallbackPolicy(Switcher):
 
     def _on_user(self, event: UserMessage, now: float) -> list[Action]:
         if event.agent == COMPACTION_AGENT:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         session = self._session(event.session_id, now)
         if session is None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         if event.agent:
             session.agent_raw = event.agent
             session.agent_key = agent_key_for(self.config, event.agent)
@@ -222,7 +221,7 @@ class FallbackPolicy(Switcher):
         actions: list[Action] = []
         if turn is not None and turn.user_id == event.message_id:
             if event.parts is not None:
-                turn.parts = {p.get("id", str(i)): p for i, p in enumerate(event.parts)}
+                turn.parts = _parts_by_id(event.parts)
             if model is None or same_model(model, turn.model) or self._is_own_model(session, model):
                 turn.model = model or turn.model
                 return actions
@@ -232,7 +231,7 @@ class FallbackPolicy(Switcher):
         # A new turn: the keys and id sets of the old one no longer apply (§8.2).
         session.turn = turn = Turn(user_id=event.message_id, model=model, agent=event.agent)
         if event.parts is not None:
-            turn.parts = {p.get("id", str(i)): p for i, p in enumerate(event.parts)}
+            turn.parts = _parts_by_id(event.parts)
         fb = session.fb
         if model is None:
             return actions
@@ -275,13 +274,13 @@ class FallbackPolicy(Switcher):
         """First sign the turn runs: carry out a pending proactive reroute (§8.6)."""
         turn = session.turn
         if turn is None or turn.started:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         turn.started = True
         if not turn.reroute or session.fb is None or turn.model is None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         turn.reroute = False
         if not self.cooldowns.is_cooling(turn.model, now):
-            return _NO_ACTIONS
+            return NO_ACTIONS
         actions: list[Action] = []
         self._switch(session, turn.model, None, now, actions, reason=f"{turn.model} is cooling down")
         return actions
@@ -291,7 +290,7 @@ class FallbackPolicy(Switcher):
     def _on_status(self, event: SessionStatus, now: float) -> list[Action]:
         session = self._session(event.session_id, now)
         if session is None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         if event.type is StatusType.IDLE:
             return self._idle(session, now)
         session.status = event.type
@@ -303,7 +302,7 @@ class FallbackPolicy(Switcher):
 
     def _on_idle(self, event: SessionIdle, now: float) -> list[Action]:
         session = self._session(event.session_id, now)
-        return _NO_ACTIONS if session is None else self._idle(session, now)
+        return NO_ACTIONS if session is None else self._idle(session, now)
 
     def _idle(self, session: Session, now: float) -> list[Action]:
         """Idle also follows every abort, so it never means "answered" (§6.7.3)."""
@@ -311,30 +310,30 @@ class FallbackPolicy(Switcher):
         session.status = StatusType.IDLE
         fb = session.fb
         if was_idle or fb is None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         if fb.awaiting:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         fb.pending = None
         fb.retry_key = None
         if fb.watchdog_at is not None:
             fb.watchdog_at = None
             return [CancelTimer(watchdog_key(session.id))]
-        return _NO_ACTIONS
+        return NO_ACTIONS
 
     # ------------------------------------------------------------------ failure signals (§6.4)
 
     def _on_retry_status(self, session: Session, event: SessionStatus, now: float) -> list[Action]:
         if self.settings.timeout_seconds <= 0 or not event.message:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         info = classify_error(event.message, self.settings.retry_on_errors)
         if not info.retryable:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         message_id, failing = self._attribute(session, None)
         key = retry_key({"attempt": event.attempt, "message": event.message}, failing)
         fb = session.fb
         if fb is not None:
             if key == fb.retry_key:
-                return _NO_ACTIONS
+                return NO_ACTIONS
             fb.retry_key = key
         until = self._provider_until_from_next(event, now)
         return self._on_failure(
@@ -347,7 +346,7 @@ class FallbackPolicy(Switcher):
             return [Note(None, "ignored", "an error event without a session id was ignored")]
         session = self._session(event.session_id, now)
         if session is None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         message_id, failing = self._attribute(session, None)
         return self._on_failure(
             session, now, error=event.error, message_id=message_id, failing=failing, terminal=True
@@ -355,10 +354,10 @@ class FallbackPolicy(Switcher):
 
     def _on_assistant(self, event: AssistantMessage, now: float) -> list[Action]:
         if event.agent == COMPACTION_AGENT:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         session = self._session(event.session_id, now)
         if session is None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         turn = session.turn
         actions: list[Action] = []
         if turn is not None and (event.parent_id == turn.user_id or event.parent_id is None):
@@ -383,13 +382,13 @@ class FallbackPolicy(Switcher):
 
     def _on_retry_text(self, session: Session, event: AssistantMessage, now: float) -> list[Action]:
         if self.settings.timeout_seconds <= 0 or event.retry_text is None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         _, failing = self._attribute(session, event.message_id, event.model)
         key = retry_key({"message": event.retry_text}, failing)
         fb = session.fb
         if fb is not None:
             if key == fb.retry_key:
-                return _NO_ACTIONS
+                return NO_ACTIONS
             fb.retry_key = key
         return self._on_failure(
             session, now, error=event.retry_text, message_id=event.message_id, failing=failing,
@@ -400,12 +399,12 @@ class FallbackPolicy(Switcher):
         """An assistant message that ended with no output and no error: an abort (§6.7)."""
         fb, turn = session.fb, session.turn
         if fb is None or turn is None or event.message_id in turn.outputs:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         if event.message_id in fb.replaced or fb.own_abort_until > now:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         if fb.awaiting and fb.in_flight is None and same_model(event.model, fb.current):
             return self._user_stopped(session)
-        return _NO_ACTIONS
+        return NO_ACTIONS
 
     def _attribute(
         self, session: Session, message_id: str | None, model: str | None = None
@@ -507,3 +506,8 @@ class FallbackPolicy(Switcher):
             return actions
         self._switch(session, failing, message_id, now, actions, reason=info.message[:200])
         return actions
+
+
+def _parts_by_id(parts: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
+    """A fetched message's parts in order, keyed like the stream's (by part id)."""
+    return {p.get("id", str(i)): p for i, p in enumerate(parts)}

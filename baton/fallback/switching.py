@@ -16,11 +16,12 @@ from baton.events import ResendOutcome, ResendResult, StatusType, TimerFired
 from baton.fallback.state import FallbackState, Prepared, Session
 from baton.models import same_model
 
-__all__ = ["OWN_ABORT_GRACE_S", "Switcher", "watchdog_key"]
+__all__ = ["NO_ACTIONS", "OWN_ABORT_GRACE_S", "Switcher", "watchdog_key"]
 
 # How long an abort baton sent is expected to echo back (an abort error, an empty completion, idle).
 OWN_ABORT_GRACE_S = 5.0
-_NO_ACTIONS: list[Action] = []
+# Returned (never mutated) when an event needs nothing done: no list built per event.
+NO_ACTIONS: list[Action] = []
 
 
 def watchdog_key(session_id: str) -> str:
@@ -143,7 +144,7 @@ class Switcher:
         session = self.sessions.get(event.session_id)
         fb = session.fb if session is not None else None
         if session is None or fb is None or fb.in_flight is None or fb.in_flight.token != event.token:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         prepared = fb.in_flight
         fb.in_flight = None
         sid = session.id
@@ -197,15 +198,15 @@ class Switcher:
         kind, _, sid = event.key.partition(":")
         session = self.sessions.get(sid)
         if kind != "watchdog" or session is None or session.fb is None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         fb = session.fb
         fb.watchdog_at = None
         if not fb.awaiting or fb.in_flight is not None:
-            return _NO_ACTIONS
+            return NO_ACTIONS
         turn = session.turn
         if turn is not None and any(same_model(turn.assistants.get(m), fb.current) for m in turn.outputs):
             self._clear_switch(fb, [], sid)
-            return _NO_ACTIONS
+            return NO_ACTIONS
         actions: list[Action] = []
         hung = fb.current
         self._cool(hung, now, None, "no answer before the watchdog fired", actions)

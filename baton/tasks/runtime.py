@@ -86,10 +86,13 @@ class TaskRuntime:
         self._spawn: Spawn = lambda *_args: None
         self._changed: dict[str, anyio.Event] = {}
         self._parents: dict[str, tuple[str | None, str | None]] = {}  # session → (parentID, directory)
-        self._agents: tuple[KnownAgent, ...] | None = None
         self._polling = False
         # Set by a clean stop (SIGINT/SIGTERM) before the tool calls are cancelled.
         self.stopping = False
+        self._io: dict[type, Callable[[Any], Coroutine[Any, Any, None]]] = {
+            CreateChild: self._create_child, PromptChild: self._prompt_child, AbortChild: self._abort_child,
+            Deliver: self._deliver, LookupSession: self._lookup, RefreshActivity: self._refresh,
+        }
 
     @classmethod
     def from_store(cls, client: OpencodeClient, store: Store, config: Config, cooldowns: Any,
@@ -139,11 +142,7 @@ class TaskRuntime:
                 self._polling = True
                 self._spawn(self._poll)
         else:
-            handler: dict[type, Callable[[Any], Coroutine[Any, Any, None]]] = {
-                CreateChild: self._create_child, PromptChild: self._prompt_child, AbortChild: self._abort_child,
-                Deliver: self._deliver, LookupSession: self._lookup, RefreshActivity: self._refresh,
-            }
-            self._spawn(handler[type(action)], action)
+            self._spawn(self._io[type(action)], action)
 
     def _wake(self, task_id: str) -> None:
         event = self._changed.pop(task_id, None)
@@ -291,15 +290,14 @@ class TaskRuntime:
         return len(seen) - 1, seen[-1]
 
     async def _known_agents(self) -> tuple[KnownAgent, ...] | None:
-        if self._agents is None:
-            try:
-                rows = await self.client.agents()
-            except OpencodeError:
-                return None
-            self._agents = tuple(
-                KnownAgent(str(r["name"]), str(r.get("mode", "subagent")), _agent_model(r))
-                for r in rows if isinstance(r, dict) and r.get("name"))
-        return self._agents
+        """opencode's agents, fetched per launch like the providers (a user may add one at any
+        time); None when the call failed, and then agent launches are refused."""
+        try:
+            rows = await self.client.agents()
+        except OpencodeError:
+            return None
+        return tuple(KnownAgent(str(r["name"]), str(r.get("mode", "subagent")), _agent_model(r))
+                     for r in rows if isinstance(r, dict) and r.get("name"))
 
     async def _connected_providers(self) -> frozenset[str] | None:
         """Providers opencode can call (fetched per launch: a user may connect one at any time);

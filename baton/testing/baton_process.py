@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import Any, Self
 
 import httpx2
 
+from baton.store import Store
 from baton.testing.opencode import free_port
 
 __all__ = ["BatonProcess"]
@@ -131,25 +131,24 @@ class BatonProcess:
             time.sleep(0.1)
         raise TimeoutError(f"baton did not re-attach within {timeout}s:\n{self.log_tail()}")
 
-    def _query(self, sql: str) -> list[tuple[Any, ...]]:
-        db = sqlite3.connect(f"file:{self.state_dir / 'baton.db'}?mode=ro", uri=True)
-        try:
-            return db.execute(sql).fetchall()
-        finally:
-            db.close()
+    def _store(self) -> Store:
+        return Store(self.state_dir / "baton.db", readonly=True)
 
     def journal(self) -> list[dict[str, Any]]:
         """Every decision baton journaled, oldest first (read from its store)."""
-        rows = self._query("SELECT ts, session_id, kind, text, data FROM journal ORDER BY id")
-        return [{"ts": ts, "session": s, "kind": k, "text": t, "data": json.loads(d)} for ts, s, k, t, d in rows]
+        with self._store() as store:
+            entries = store.read_journal(limit=1_000_000)
+        return [{"ts": e.ts, "session": e.session_id, "kind": e.kind, "text": e.text, "data": e.data} for e in entries]
 
     def task_rows(self) -> list[dict[str, Any]]:
         """Every task as the store holds it."""
-        return [json.loads(row) for (row,) in self._query("SELECT row FROM tasks")]
+        with self._store() as store:
+            return store.load_tasks()
 
     def outbox_rows(self) -> list[dict[str, Any]]:
         """Every notification row, delivered or not."""
-        return [json.loads(row) for (row,) in self._query("SELECT row FROM outbox")]
+        with self._store() as store:
+            return store.load_outbox(include_done=True)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
