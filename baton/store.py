@@ -1,21 +1,33 @@
-"""The SQLite store: model health (shared cooldowns) and the decision journal.
+"""The SQLite store: model health (shared cooldowns), the decision journal, tasks and outbox.
 
 One writer (the engine loop), WAL so that ``baton status`` / ``baton explain`` can read
 while ``baton serve`` writes. Migrations are numbered and tracked in ``PRAGMA
-user_version``. sqlite3 errors are translated to :class:`StoreError` at this boundary.
+user_version``. Opening translates sqlite3 errors to :class:`StoreError`; after that the
+store degrades instead of raising: writes that fail (full disk) or land in a file that was
+deleted keep their data in a :class:`~baton.store_mirror.Mirror`, and :meth:`Store.heal`
+writes it back once it can. A row that cannot be read is set aside, not fatal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
-__all__ = ["JournalEntry", "Store", "StoreError"]
+import structlog
+
+from baton.store_mirror import BoxRow, JournalRow, Mirror, QuarantineRow, TaskRow
+
+__all__ = ["JournalEntry", "Store", "StoreError", "StoreTooNew"]
+
+log = structlog.get_logger("baton")
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -52,13 +64,51 @@ _MIGRATIONS: tuple[str, ...] = (
         row TEXT NOT NULL
     );
     """,
+    # Rows that could not be read, moved aside so that one bad row neither stops a start nor is lost.
+    """
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        table_name TEXT NOT NULL,
+        row_id TEXT NOT NULL,
+        row TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        ts REAL NOT NULL
+    );
+    """,
 )
 # The journal is for explaining recent decisions, not an archive.
 JOURNAL_KEEP = 20_000
+# A heal that failed (the disk is still full) is tried again this many seconds later.
+HEAL_RETRY_S = 5.0
+
+_UPSERT_TASK = (
+    "INSERT INTO tasks(id, parent_session_id, status, row, updated) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET status = excluded.status, row = excluded.row, updated = excluded.updated"
+)
+_UPSERT_BOX = (
+    "INSERT INTO outbox(id, parent_session_id, state, row) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, row = excluded.row"
+)
+_UPSERT_COOLDOWN = (
+    "INSERT INTO model_health(model, until, reason, updated) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(model) DO UPDATE SET until = max(until, excluded.until), "
+    "reason = excluded.reason, updated = excluded.updated"
+)
+_INSERT_JOURNAL = "INSERT INTO journal(ts, session_id, kind, text, data) VALUES (?, ?, ?, ?, ?)"
+# The column that identifies a row of each table a bad row can come from.
+_KEYS = {"tasks": "id", "outbox": "id", "journal": "id", "model_health": "model"}
+# What a parser raises for a row of the wrong shape (AttributeError: a list where a dict belongs).
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
+
+T = TypeVar("T")
 
 
 class StoreError(Exception):
     """The state directory could not be opened, read or written."""
+
+
+class StoreTooNew(StoreError):
+    """The store was written by a newer baton: reading it could misread rows, writing could break them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,28 +128,137 @@ def _translate(what: str) -> Iterator[None]:
         raise StoreError(f"{what}: {exc}") from exc
 
 
+def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], object]) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+
+
+def _quarantine(db: sqlite3.Connection, rows: list[QuarantineRow], *, delete: bool) -> None:
+    """Copy bad rows into ``quarantine`` and (``delete``) remove them from where they were."""
+    db.executemany("INSERT INTO quarantine(table_name, row_id, row, reason, ts) VALUES (?, ?, ?, ?, ?)", rows)
+    if delete:
+        for table, row_id, *_ in rows:
+            db.execute(f"DELETE FROM {table} WHERE {_KEYS[table]} = ?", (row_id,))
+
+
+def _object(text: Any) -> dict[str, Any]:
+    """A row's JSON, which must be an object: raises ValueError or TypeError otherwise."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise TypeError(f"a JSON {type(data).__name__} where an object belongs")
+    return data
+
+
+def _task_id_of(text: str) -> str | None:
+    """The task an outbox row belongs to (None for a row that does not parse: it is set aside later)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    task_id = data.get("task_id") if isinstance(data, dict) else None
+    return str(task_id) if task_id is not None else None
+
+
 class Store:
-    """baton's durable state under ``--state-dir``."""
+    """baton's durable state under ``--state-dir``.
+
+    Write methods never raise. ``problem`` is None while the file takes every write, else
+    why it does not; the daemon calls :meth:`heal` about once a second to notice a deleted or
+    replaced file and to write the mirror back. A ``readonly`` store (the CLI) reads the file
+    on every call and keeps no mirror.
+    """
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
-        with _translate(f"cannot open the store at {path}"):
-            if readonly:
-                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._migrate()
+        self.readonly = readonly
+        self.problem: str | None = None
+        self._mirror = Mirror()
+        self._retry_at = 0.0
+        self._lost: str | None = None  # "deleted" / "replaced" until the file is reopened
+        self._warned: set[tuple[str, str]] = set()
         self._writes = 0
+        self._db = self._connect()
+        self._identity = self._stat()
+        if not readonly:
+            self._load_mirror()
 
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-            self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            with _translate(f"cannot open the store at {self.path}"):
+                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
+            self._check_version(db)
+            return db
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the state directory {self.path.parent}: {exc.strerror or exc}") from exc
+        with _translate(f"cannot open the store at {self.path}"):
+            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            try:
+                self._check_version(db)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                    db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+            except BaseException:
+                db.close()
+                raise
+        return db
+
+    def _check_version(self, db: sqlite3.Connection) -> None:
+        with _translate(f"cannot read the store at {self.path}"):
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(_MIGRATIONS):
+            db.close()
+            raise StoreTooNew(
+                f"{self.path} was written by a newer baton (schema {version}, this baton knows "
+                f"{len(_MIGRATIONS)}); upgrade baton or use another --state-dir"
+            )
+
+    def _stat(self) -> tuple[int, int] | None:
+        """(device, inode) of the file, None when there is none: how a deleted or swapped file shows."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _load_mirror(self) -> None:
+        with _translate(f"cannot read the store at {self.path}"):
+            tasks = self._db.execute("SELECT id, parent_session_id, status, row, updated FROM tasks").fetchall()
+            boxes = self._db.execute("SELECT id, parent_session_id, state, row FROM outbox").fetchall()
+            cools = self._db.execute("SELECT model, until, reason, updated FROM model_health").fetchall()
+        m = self._mirror
+        for tid, parent, status, text, updated in tasks:
+            try:
+                m.tasks[str(tid)] = TaskRow(str(parent), str(status), str(text), float(updated))
+            except (TypeError, ValueError) as exc:
+                self._set_aside("tasks", str(tid), str(text), f"bad column: {exc}")
+        for bid, parent, state, text in boxes:
+            m.outbox[str(bid)] = BoxRow(str(parent), str(state), str(text), _task_id_of(str(text)))
+        for model, until, reason, updated in cools:
+            try:
+                m.save_cooldown(str(model), float(until), str(reason), float(updated))
+            except (TypeError, ValueError) as exc:
+                self._set_aside("model_health", str(model), json.dumps([model, until, reason, updated], default=str),
+                                f"bad column: {exc}")
 
     def close(self) -> None:
+        """Close the file, after one last try to write what it has not taken yet."""
+        if self.problem is not None and not self.readonly:
+            self._retry_at = 0.0
+            self.heal(time.time())
+            if self.problem is not None:
+                log.warning("store: closing with state that could not be written", problem=self.problem,
+                            tasks=len(self._mirror.tasks), journal=len(self._mirror.journal))
         self._db.close()
 
     def __enter__(self) -> Store:
@@ -108,24 +267,131 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # --- degrading and healing -------------------------------------------------------------
+
+    def _write(self, work: Callable[[sqlite3.Connection], object]) -> bool:
+        """Run one write transaction; a failure degrades the store instead of raising. While
+        degraded nothing touches the file (a full disk costs no I/O per event): :meth:`heal` retries."""
+        if self.problem is not None:
+            return False
+        try:
+            _transaction(self._db, work)
+        except sqlite3.Error as exc:
+            self._degrade(f"store write failed: {exc}")
+            return False
+        return True
+
+    def _degrade(self, problem: str) -> None:
+        if self.problem is None:
+            log.warning("store degraded: keeping its state in memory until the file takes it again",
+                        problem=problem, path=str(self.path))
+            self._retry_at = 0.0
+        self.problem = problem
+
+    def heal(self, now: float) -> None:
+        """Notice a deleted or replaced file, and write the whole mirror back when degraded.
+
+        The daemon calls this about once a second; it never raises. A failed attempt is
+        retried :data:`HEAL_RETRY_S` later; a file found gone is acted on at once.
+        """
+        if self.readonly:
+            return
+        identity = self._stat()
+        if self._lost is None and identity != self._identity:
+            self._lost = "deleted" if identity is None else "replaced"
+            self._degrade("store file was deleted; recreating" if identity is None
+                          else "store file was replaced; rewriting it")
+            self._retry_at = now
+        if self.problem is None or now < self._retry_at:
+            return
+        try:
+            if self._lost is not None:
+                self._reopen()
+            _transaction(self._db, self._persist_all)
+        except (StoreError, sqlite3.Error) as exc:
+            self._retry_at = now + HEAL_RETRY_S
+            lost = f"store file was {self._lost}; reopening failed" if self._lost else "store write failed"
+            self.problem = f"{lost}: {exc}"
+            return
+        how = {"deleted": "the deleted file was recreated and re-persisted",
+               "replaced": "the replaced file was rewritten with baton's state"}.get(self._lost or "", "")
+        log.info("store recovered" + (f": {how}" if how else ""), path=str(self.path), tasks=len(self._mirror.tasks),
+                 journal_lost=self._mirror.journal_dropped)
+        self._mirror.written()
+        self.problem = None
+        self._lost = None
+
+    def _reopen(self) -> None:
+        """Open whatever is at ``path`` now (a new file when there is none)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        # The old file's WAL and index are still on disk, and SQLite would replay that WAL into the new file.
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.path}{suffix}")
+        self._db = self._connect()
+        self._identity = self._stat()
+
+    def _persist_all(self, db: sqlite3.Connection) -> None:
+        """The file's tasks and outbox become the mirror's; cooldowns, journal and quarantine are added."""
+        m = self._mirror
+        db.execute("DELETE FROM tasks")
+        db.execute("DELETE FROM outbox")
+        db.executemany(_UPSERT_TASK, [(k, r.parent_session_id, r.status, r.row, r.updated) for k, r in m.tasks.items()])
+        db.executemany(_UPSERT_BOX, [(k, r.parent_session_id, r.state, r.row) for k, r in m.outbox.items()])
+        db.executemany(_UPSERT_COOLDOWN, [(k, c.until, c.reason, c.updated) for k, c in m.cooldowns.items()])
+        self._insert_journal(db, list(m.journal))
+        # Ids of a file that was replaced mean nothing in the new one: keep the copies, delete nothing.
+        _quarantine(db, m.quarantine, delete=self._lost is None)
+
+    # --- unreadable rows -------------------------------------------------------------------
+
+    def _set_aside(self, table: str, row_id: str, text: str, reason: str) -> None:
+        """Skip a row that cannot be read; a writable store moves it into ``quarantine``."""
+        if (table, row_id) in self._warned:
+            return
+        self._warned.add((table, row_id))
+        log.warning("store: skipped an unreadable row", table=table, id=row_id, reason=reason,
+                    kept_in=None if self.readonly else "quarantine")
+        if self.readonly:
+            return
+        m = self._mirror
+        m.drop(table, row_id)
+        m.quarantine.append((table, row_id, text, reason, time.time()))
+        if self._write(lambda db: _quarantine(db, m.quarantine, delete=True)):
+            m.quarantine.clear()
+
+    def _parse(self, table: str, rows: Iterable[tuple[Any, Any]], parse: Callable[[dict[str, Any]], T]) -> list[T]:
+        out: list[T] = []
+        for row_id, text in rows:
+            try:
+                out.append(parse(_object(text)))
+            except _SHAPE_ERRORS as exc:
+                self._set_aside(table, str(row_id), str(text), f"{type(exc).__name__}: {exc}")
+        return out
+
     # --- model health ----------------------------------------------------------------------
 
     def cooldowns(self, now: float) -> list[tuple[str, float, str]]:
         """Models still cooling at ``now``: (model, until, reason), soonest end first."""
+        if not self.readonly:
+            cooling = [(k, c.until, c.reason) for k, c in self._mirror.cooldowns.items() if c.until > now]
+            return sorted(cooling, key=lambda c: c[1])
         with _translate("reading cooldowns"):
             rows = self._db.execute(
                 "SELECT model, until, reason FROM model_health WHERE until > ? ORDER BY until", (now,)
             ).fetchall()
-        return [(str(m), float(u), str(r)) for m, u, r in rows]
+        out: list[tuple[str, float, str]] = []
+        for model, until, reason in rows:
+            try:
+                out.append((str(model), float(until), str(reason)))
+            except (TypeError, ValueError) as exc:
+                self._set_aside("model_health", str(model), json.dumps([model, until, reason]), f"bad column: {exc}")
+        return out
 
     def save_cooldown(self, model: str, until: float, reason: str, now: float) -> None:
-        with _translate("saving a cooldown"):
-            self._db.execute(
-                "INSERT INTO model_health(model, until, reason, updated) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(model) DO UPDATE SET until = max(until, excluded.until), "
-                "reason = excluded.reason, updated = excluded.updated",
-                (model, until, reason, now),
-            )
+        self._mirror.save_cooldown(model, until, reason, now)
+        self._write(lambda db: db.execute(_UPSERT_COOLDOWN, (model, until, reason, now)))
 
     # --- tasks and outbox ------------------------------------------------------------------
 
@@ -133,71 +399,90 @@ class Store:
         self, rows: Iterable[tuple[str, dict[str, Any]]], outbox: Iterable[dict[str, Any]], now: float
     ) -> None:
         """Upsert task rows and outbox rows in one transaction: the scheduler's durable state."""
-        tasks = [(tid, str(row.get("parent_session_id", "")), str(row.get("status", "")),
-                  json.dumps(row, separators=(",", ":")), now) for tid, row in rows]
-        boxes = [(str(row["id"]), str(row.get("parent_session_id", "")), str(row.get("state", "")),
-                  json.dumps(row, separators=(",", ":"))) for row in outbox]
-        with _translate("saving tasks"):
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "INSERT INTO tasks(id, parent_session_id, status, row, updated) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET status = excluded.status, row = excluded.row, "
-                    "updated = excluded.updated", tasks)
-                self._db.executemany(
-                    "INSERT INTO outbox(id, parent_session_id, state, row) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, row = excluded.row", boxes)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        tasks = [(tid, TaskRow(str(row.get("parent_session_id", "")), str(row.get("status", "")),
+                               json.dumps(row, separators=(",", ":")), now)) for tid, row in rows]
+        boxes = [(str(row["id"]), BoxRow(str(row.get("parent_session_id", "")), str(row.get("state", "")),
+                                         json.dumps(row, separators=(",", ":")),
+                                         None if row.get("task_id") is None else str(row["task_id"])))
+                 for row in outbox]
+        self._mirror.save_tasks(tasks, boxes)
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(_UPSERT_TASK, [(k, r.parent_session_id, r.status, r.row, r.updated) for k, r in tasks])
+            db.executemany(_UPSERT_BOX, [(k, r.parent_session_id, r.state, r.row) for k, r in boxes])
+
+        self._write(work)
 
     def forget_tasks(self, task_ids: Iterable[str]) -> None:
         """Drop ended tasks and their notification rows (the scheduler's history cap)."""
-        ids = [(tid,) for tid in task_ids]
-        with _translate("forgetting tasks"):
-            self._db.executemany("DELETE FROM tasks WHERE id = ?", ids)
-            self._db.executemany("DELETE FROM outbox WHERE json_extract(row, '$.task_id') = ?", ids)
+        ids = list(task_ids)
+        boxes = self._mirror.forget(ids)
 
-    def load_tasks(self) -> list[dict[str, Any]]:
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany("DELETE FROM tasks WHERE id = ?", [(tid,) for tid in ids])
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(bid,) for bid in boxes])
+
+        self._write(work)
+
+    @overload
+    def load_tasks(self) -> list[dict[str, Any]]: ...
+    @overload
+    def load_tasks(self, parse: Callable[[dict[str, Any]], T]) -> list[T]: ...
+    def load_tasks(self, parse: Callable[[dict[str, Any]], Any] = dict) -> list[Any]:
+        """Task rows through ``parse`` (e.g. ``Task.from_row``); a row it rejects is set aside."""
+        if not self.readonly:
+            return self._parse("tasks", [(k, r.row) for k, r in self._mirror.tasks.items()], parse)
         with _translate("reading tasks"):
-            rows = self._db.execute("SELECT row FROM tasks").fetchall()
-        return [json.loads(r) for (r,) in rows]
+            rows = self._db.execute("SELECT id, row FROM tasks").fetchall()
+        return self._parse("tasks", rows, parse)
 
-    def load_outbox(self, *, include_done: bool = False) -> list[dict[str, Any]]:
+    @overload
+    def load_outbox(self, *, include_done: bool = False) -> list[dict[str, Any]]: ...
+    @overload
+    def load_outbox(self, parse: Callable[[dict[str, Any]], T], *, include_done: bool = False) -> list[T]: ...
+    def load_outbox(self, parse: Callable[[dict[str, Any]], Any] = dict, *, include_done: bool = False) -> list[Any]:
         """Rows not yet delivered or dropped (the ones a restart must still send), or all of them."""
-        query = "SELECT row FROM outbox"
+        done = () if include_done else ("delivered", "dropped")
+        if not self.readonly:
+            rows = [(k, r.row) for k, r in self._mirror.outbox.items() if r.state not in done]
+            return self._parse("outbox", rows, parse)
+        query = "SELECT id, row FROM outbox"
         if not include_done:
             query += " WHERE state NOT IN ('delivered', 'dropped')"
         with _translate("reading the outbox"):
             rows = self._db.execute(query).fetchall()
-        return [json.loads(r) for (r,) in rows]
+        return self._parse("outbox", rows, parse)
 
     # --- journal ---------------------------------------------------------------------------
 
     def journal(self, entries: Iterable[JournalEntry]) -> None:
+        """Append decisions; while the file cannot take them they wait in a bounded buffer."""
         rows = [(e.ts, e.session_id, e.kind, e.text, json.dumps(e.data, default=str)) for e in entries]
-        if not rows:
-            return
-        with _translate("writing the journal"):
-            self._db.executemany(
-                "INSERT INTO journal(ts, session_id, kind, text, data) VALUES (?, ?, ?, ?, ?)", rows
-            )
-            self._writes += len(rows)
-            if self._writes >= 1000:
-                self._writes = 0
-                self._db.execute(
-                    "DELETE FROM journal WHERE id <= (SELECT max(id) FROM journal) - ?", (JOURNAL_KEEP,)
-                )
+        if rows and not self._write(lambda db: self._insert_journal(db, rows)):
+            self._mirror.buffer_journal(rows)
+
+    def _insert_journal(self, db: sqlite3.Connection, rows: list[JournalRow]) -> None:
+        db.executemany(_INSERT_JOURNAL, rows)
+        self._writes += len(rows)
+        if self._writes >= 1000:
+            self._writes = 0
+            db.execute("DELETE FROM journal WHERE id <= (SELECT max(id) FROM journal) - ?", (JOURNAL_KEEP,))
 
     def read_journal(self, session_id: str | None = None, limit: int = 200) -> list[JournalEntry]:
-        """The newest ``limit`` entries (of one session, or all), oldest first."""
-        query = "SELECT ts, session_id, kind, text, data FROM journal"
+        """The newest ``limit`` entries (of one session, or all), oldest first, buffered ones included."""
+        query = "SELECT id, ts, session_id, kind, text, data FROM journal"
         args: tuple[Any, ...] = ()
         if session_id is not None:
             query += " WHERE session_id = ?"
             args = (session_id,)
         query += " ORDER BY id DESC LIMIT ?"
         with _translate("reading the journal"):
-            rows = self._db.execute(query, (*args, limit)).fetchall()
-        return [JournalEntry(ts, sid, kind, text, json.loads(data)) for ts, sid, kind, text, data in rows[::-1]]
+            rows = self._db.execute(query, (*args, limit)).fetchall()[::-1]
+        rows += [(None, *r) for r in self._mirror.journal if session_id is None or r[1] == session_id]
+        entries: list[JournalEntry] = []
+        for jid, ts, sid, kind, text, data in rows[-limit:] if limit > 0 else ():
+            try:
+                entries.append(JournalEntry(ts, sid, kind, text, _object(data)))
+            except _SHAPE_ERRORS as exc:
+                self._set_aside("journal", str(jid), str(data), f"{type(exc).__name__}: {exc}")
+        return entries

@@ -98,8 +98,8 @@ class TaskRuntime:
     def from_store(cls, client: OpencodeClient, store: Store, config: Config, cooldowns: Any,
                    *, project_dir: str | None = None) -> TaskRuntime:
         """Rebuild the scheduler from what the store holds (after a clean stop or a ``kill -9``)."""
-        tasks = [Task.from_row(row) for row in store.load_tasks()]
-        outbox = [OutboxRow.from_row(row) for row in store.load_outbox()]
+        tasks = store.load_tasks(Task.from_row)
+        outbox = store.load_outbox(OutboxRow.from_row)
         return cls(client, store, config, Scheduler(config, cooldowns, tasks, outbox), project_dir=project_dir)
 
     def bind(self, feed: Callable[[Any], None], run_actions: Callable[[list[Any]], None], spawn: Spawn) -> None:

@@ -1,0 +1,101 @@
+"""The in-memory copy of what the store was asked to keep.
+
+It exists so that a store whose writes fail (full disk) or whose file went away (deleted,
+replaced) loses nothing: :class:`~baton.store.Store` updates the mirror on every write and
+rewrites the file from it once writing works again. Rows are kept as the JSON text the file
+holds, so a rewrite costs no serialisation and the copy is no bigger than the file's rows.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = ["JOURNAL_BUFFER", "BoxRow", "Cooldown", "JournalRow", "Mirror", "QuarantineRow", "TaskRow"]
+
+# Journal entries kept while the file cannot take them; the oldest go first beyond this.
+JOURNAL_BUFFER = 10_000
+
+# (ts, session_id, kind, text, data as JSON): a journal row as inserted.
+JournalRow = tuple[float, str | None, str, str, str]
+# (table_name, row_id, row, reason, ts): a row set aside, not yet written to ``quarantine``.
+QuarantineRow = tuple[str, str, str, str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    parent_session_id: str
+    status: str
+    row: str
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class BoxRow:
+    parent_session_id: str
+    state: str
+    row: str
+    task_id: str | None
+    """Kept apart so that forgetting a task finds its notification rows without parsing them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    until: float
+    reason: str
+    updated: float
+
+
+@dataclass
+class Mirror:
+    """Tasks, outbox rows and cooldowns by key, plus the writes the file has not taken yet."""
+
+    tasks: dict[str, TaskRow] = field(default_factory=dict)
+    outbox: dict[str, BoxRow] = field(default_factory=dict)
+    cooldowns: dict[str, Cooldown] = field(default_factory=dict)
+    journal: deque[JournalRow] = field(default_factory=lambda: deque(maxlen=JOURNAL_BUFFER))
+    quarantine: list[QuarantineRow] = field(default_factory=list)
+    journal_dropped: int = 0
+    """Journal entries that fell out of the full buffer since the last successful rewrite."""
+
+    def save_cooldown(self, model: str, until: float, reason: str, now: float) -> Cooldown:
+        """Same rule as the SQL upsert: a cooldown never shortens."""
+        old = self.cooldowns.get(model)
+        entry = Cooldown(max(until, old.until) if old is not None else until, reason, now)
+        self.cooldowns[model] = entry
+        return entry
+
+    def save_tasks(self, tasks: Iterable[tuple[str, TaskRow]], boxes: Iterable[tuple[str, BoxRow]]) -> None:
+        self.tasks.update(tasks)
+        self.outbox.update(boxes)
+
+    def forget(self, task_ids: Iterable[str]) -> list[str]:
+        """Drop tasks and their notification rows; returns the ids of the outbox rows dropped."""
+        ids = set(task_ids)
+        for task_id in ids:
+            self.tasks.pop(task_id, None)
+        gone = [box_id for box_id, box in self.outbox.items() if box.task_id in ids]
+        for box_id in gone:
+            del self.outbox[box_id]
+        return gone
+
+    def drop(self, table: str, key: str) -> None:
+        """Forget a row that was set aside (``table`` as named in the file)."""
+        if table == "tasks":
+            self.tasks.pop(key, None)
+        elif table == "outbox":
+            self.outbox.pop(key, None)
+        elif table == "model_health":
+            self.cooldowns.pop(key, None)
+
+    def buffer_journal(self, rows: list[JournalRow]) -> None:
+        assert self.journal.maxlen is not None
+        self.journal_dropped += max(0, len(self.journal) + len(rows) - self.journal.maxlen)
+        self.journal.extend(rows)
+
+    def written(self) -> None:
+        """The file now holds everything: the pending journal and quarantine rows are done."""
+        self.journal.clear()
+        self.quarantine.clear()
+        self.journal_dropped = 0
