@@ -194,10 +194,11 @@ def _offline_scheduler(state_dir: Path | None) -> tuple[Store, Scheduler] | None
     path = (state_dir or default_state_dir(dict(os.environ))) / "baton.db"
     if not path.exists():
         return None
+    configure_logging()  # a row the store skips is reported on stderr, not in the --json output
     store = Store(path)
     config = load_config(None, env={}, home=Path("/nonexistent"))
-    tasks = [Task.from_row(r) for r in store.load_tasks()]
-    outbox = [OutboxRow.from_row(r) for r in store.load_outbox()]
+    tasks = store.load_tasks(Task.from_row)
+    outbox = store.load_outbox(OutboxRow.from_row)
     return store, Scheduler(config, Cooldowns(), tasks, outbox)
 
 
