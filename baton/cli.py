@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,16 +17,20 @@ from typing import Annotated, Any
 import anyio
 import cyclopts
 import httpx2
+import structlog
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from baton import __version__
+from baton.auth import read_token
 from baton.chains import describe
 from baton.config import ConfigError, json_schema, load_config
 from baton.cooldowns import Cooldowns
 from baton.daemon import DEFAULT_LISTEN, ServeOptions, StartupError, default_state_dir, serve
+from baton.engine import HEARTBEAT_TIMEOUT_S
 from baton.logs import configure_logging
 from baton.store import Store, StoreError
 from baton.tasks.actions import SaveOutbox, SaveTask
@@ -58,6 +63,8 @@ def serve_cmd(
     connect_timeout: float = 30.0,
     project: Path | None = None,
     register_mcp: Annotated[bool, cyclopts.Parameter(negative="--no-register-mcp")] = True,
+    allow_remote: bool = False,
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
 ) -> int:
     """Attach to a running opencode server and keep its sessions on a working model.
 
@@ -77,22 +84,50 @@ def serve_cmd(
         Project directory whose config applies (default: the directory opencode serves).
     register_mcp
         Register baton's task tools with opencode on attach (``--no-register-mcp`` to skip).
+    allow_remote
+        Allow a --listen address beyond loopback (the endpoints then face the network; the token
+        still guards them).
+    heartbeat_timeout
+        Seconds without any event or heartbeat from opencode (it beats every 10 s) before the
+        stream counts as dead and baton reconnects.
     """
     configure_logging()
     options = ServeOptions(
         opencode_url=opencode_url, config_path=config, listen=listen, state_dir=state_dir,
         connect_timeout=connect_timeout, project_dir=project, announce=lambda line: print(line, flush=True),
-        register_mcp=register_mcp,
+        register_mcp=register_mcp, allow_remote=allow_remote, heartbeat_timeout=heartbeat_timeout,
     )
     try:
         anyio.run(serve, options)
-    except StartupError as exc:
-        return _fail(str(exc), exc.exit_code)
-    except StoreError as exc:
-        return _fail(str(exc), 2)
     except KeyboardInterrupt:
         return 0
+    except BaseException as exc:
+        return _stopped(exc)
     return 0
+
+
+def _stopped(exc: BaseException) -> int:
+    """Exit code and one clear line for whatever ended ``serve``; groups are unwrapped."""
+    leaves = list(_leaves(exc))
+    for leaf in leaves:
+        if isinstance(leaf, StartupError):
+            return _fail(str(leaf), leaf.exit_code)
+        if isinstance(leaf, StoreError):
+            return _fail(str(leaf), 2)
+    if all(isinstance(leaf, KeyboardInterrupt | SystemExit) for leaf in leaves):
+        return 0
+    first = next(leaf for leaf in leaves if not isinstance(leaf, KeyboardInterrupt | SystemExit))
+    structlog.get_logger("baton").error("baton stopped on an internal error", exc_info=first)
+    return _fail(f"stopped on an internal error: {type(first).__name__}: {escape(str(first))} "
+                 "(the log has the details)", 1)
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
 
 
 
@@ -123,13 +158,27 @@ def schema() -> int:
     return 0
 
 
-def _serve_get(listen: str, path: str) -> Any | None:
-    """JSON from a running serve, or None when none answers at ``listen``."""
+def _auth_headers(state_dir: Path | None) -> dict[str, str]:
+    """The running serve's token, found the way serve keeps it: BATON_TOKEN or the state dir."""
+    token = read_token(state_dir or default_state_dir(dict(os.environ)), os.environ)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _serve_get(listen: str, path: str, state_dir: Path | None) -> Any | None:
+    """JSON from a running serve, or None when none answers at ``listen`` (or it refuses us)."""
     try:
-        response = httpx2.get(f"http://{listen}{path}", timeout=5.0)
+        response = httpx2.get(f"http://{listen}{path}", timeout=5.0, headers=_auth_headers(state_dir))
     except httpx2.HTTPError:
         return None
+    if response.status_code == 401:
+        err.print("[yellow]baton serve refused the token[/]: pass the same --state-dir as serve, or set BATON_TOKEN")
+        return None
     return response.json()
+
+
+def _cells(*values: object) -> list[Text]:
+    """Table cells as plain text: ids, models and provider errors are never read as markup."""
+    return [Text(str(v)) for v in values]
 
 
 def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
@@ -139,14 +188,15 @@ def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
         parts.append("[yellow]baton serve is not running here[/] (showing the store only)")
     else:
         parts.append(
-            f"[bold]{data['state']}[/] to {data['opencode_url']} · {data['events']} events · "
+            f"[bold]{data['state']}[/] to {escape(data['opencode_url'])} · {data['events']} events · "
             f"{data['fallbacks']} fallbacks · {data['connects']} connects"
         )
         sessions = Table("session", "status", "agent", "model", "original", "attempts", "awaiting",
                          title="sessions with fallback state")
         for s in data["sessions"]:
-            sessions.add_row(s["id"], s["status"], s["agent"] or "-", s["current"] or "-", s["original"] or "-",
-                             f"{s['attempts']}/{s['max_attempts']}", "yes" if s["awaiting"] else "")
+            sessions.add_row(*_cells(s["id"], s["status"], s["agent"] or "-", s["current"] or "-",
+                                     s["original"] or "-", f"{s['attempts']}/{s['max_attempts']}",
+                                     "yes" if s["awaiting"] else ""))
         parts.append(sessions)
         parts.append(_tasks_table(data.get("tasks", []), title="background tasks (live)"))
     cooling = Table("model", "cooling for", "reason", title="models cooling down")
@@ -154,7 +204,7 @@ def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
     reasons = {model: reason for model, _, reason in stored}
     rows = [(c["model"], c["until"], reasons.get(c["model"], "")) for c in data["cooldowns"]] if data else stored
     for model, until, reason in rows:
-        cooling.add_row(model, f"{until - now:.0f}s", reason[:60])
+        cooling.add_row(*_cells(model, f"{until - now:.0f}s", reason[:60]))
     parts.append(cooling)
     return Group(*parts)
 
@@ -175,13 +225,14 @@ def status(*, listen: str = DEFAULT_LISTEN, state_dir: Path | None = None, watch
     path = (state_dir or default_state_dir(dict(os.environ))) / "baton.db"
     store = Store(path, readonly=True) if path.exists() else None
     if not watch:
-        out.print(_status_view(_serve_get(listen, "/status"), store))
+        out.print(_status_view(_serve_get(listen, "/status", state_dir), store))
         return 0
     try:
-        with Live(_status_view(_serve_get(listen, "/status"), store), console=out, refresh_per_second=2) as live:
+        view = _status_view(_serve_get(listen, "/status", state_dir), store)
+        with Live(view, console=out, refresh_per_second=2) as live:
             while True:
                 time.sleep(1.0)
-                live.update(_status_view(_serve_get(listen, "/status"), store))
+                live.update(_status_view(_serve_get(listen, "/status", state_dir), store))
     except KeyboardInterrupt:
         return 0
 
@@ -218,7 +269,7 @@ def tasks_list(*, all: bool = False, json_output: Annotated[bool, cyclopts.Param
     state_dir
         The store to read when no serve runs.
     """
-    rows = _serve_get(listen, "/tasks" + ("?all=1" if all else ""))
+    rows = _serve_get(listen, "/tasks" + ("?all=1" if all else ""), state_dir)
     if rows is None:
         offline = _offline_scheduler(state_dir)
         if offline is None:
@@ -236,8 +287,8 @@ def _tasks_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     table = Table("id", "parent", "agent/category", "model", "status", "age", "queue", title=title)
     for r in rows:
         who = f"{r['category']} ({r['agent']})" if r["category"] else r["agent"]
-        table.add_row(r["id"], r["parent_session_id"], who, r["model"] or "-", r["status"], f"{r['age_s']:.0f}s",
-                      "" if r["queue_position"] is None else str(r["queue_position"]))
+        table.add_row(*_cells(r["id"], r["parent_session_id"], who, r["model"] or "-", r["status"],
+                              f"{r['age_s']:.0f}s", "" if r["queue_position"] is None else str(r["queue_position"])))
     return table
 
 
@@ -250,7 +301,7 @@ def tasks_show(task_id: str, *, listen: str = DEFAULT_LISTEN, state_dir: Path | 
     task_id
         The task id (``bg_...``).
     """
-    data = _serve_get(listen, f"/tasks/{task_id}")
+    data = _serve_get(listen, f"/tasks/{task_id}", state_dir)
     if data is None:
         offline = _offline_scheduler(state_dir)
         task = offline[1].task(task_id) if offline else None
@@ -279,7 +330,10 @@ def tasks_cancel(task_id: str, *, listen: str = DEFAULT_LISTEN, state_dir: Path 
         The task id (``bg_...``).
     """
     try:
-        response = httpx2.post(f"http://{listen}/tasks/{task_id}/cancel", timeout=10.0)
+        response = httpx2.post(f"http://{listen}/tasks/{task_id}/cancel", timeout=10.0,
+                               headers=_auth_headers(state_dir))
+        if response.status_code == 401:
+            return _fail("baton serve refused the token: pass the same --state-dir as serve, or set BATON_TOKEN", 2)
         out.print(response.json()["text"], markup=False)
         return 0
     except httpx2.HTTPError:

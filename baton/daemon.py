@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from socket import socket
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import anyio
 import structlog
 
+from baton.auth import TokenError, is_loopback, load_token
 from baton.config import Config, ConfigError, load_config
-from baton.engine import Engine
+from baton.engine import HEARTBEAT_TIMEOUT_S, Engine
 from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavailable, auth_from_env
 from baton.server import HttpServer, bind_socket, build_app, make_server
@@ -32,6 +34,8 @@ __all__ = ["DEFAULT_LISTEN", "ServeOptions", "StartupError", "default_state_dir"
 log = structlog.get_logger("baton")
 
 DEFAULT_LISTEN = "127.0.0.1:4097"
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+STORE_HEAL_S = 1.0
 
 
 class StartupError(Exception):
@@ -55,6 +59,9 @@ class ServeOptions:
     announce: Callable[[str], None] = lambda _line: None
     # Register baton's MCP tools with opencode on attach (POST /mcp).
     register_mcp: bool = True
+    # A non-loopback --listen must be asked for: it puts baton's endpoints on the network.
+    allow_remote: bool = False
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S
 
 
 def default_state_dir(env: dict[str, str]) -> Path:
@@ -67,6 +74,49 @@ def parse_listen(listen: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise StartupError(f"--listen must be HOST:PORT, e.g. {DEFAULT_LISTEN} (got {listen!r})", 2)
     return host.strip("[]"), int(port)
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``http://user:pw@host`` → (``http://host``, (user, pw)): credentials are used, never shown."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(parts.username or "opencode"), unquote(parts.password or ""))
+
+
+def _url_host(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def mcp_address(listen_host: str, port: int, opencode_url: str) -> str:
+    """Where opencode reaches baton: the listen address, or for a wildcard listen the local
+    address that routes to opencode (loopback when opencode is local)."""
+    if listen_host not in WILDCARDS:
+        return _url_host(listen_host, port)
+    target = urlsplit(opencode_url).hostname or "127.0.0.1"
+    if is_loopback(target):
+        return _url_host("::1" if listen_host == "::" else "127.0.0.1", port)
+    try:
+        family = socket.AF_INET6 if ":" in target else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((target, 9))  # no packet is sent: this only asks for the route
+            return _url_host(str(probe.getsockname()[0]), port)
+    except OSError:
+        return _url_host("127.0.0.1", port)
+
+
+def host_names(listen_host: str) -> frozenset[str]:
+    """Host names (besides IP literals and localhost) that reach this baton."""
+    names = {listen_host.lower()} if not is_loopback(listen_host) and listen_host not in WILDCARDS else set()
+    if listen_host in WILDCARDS:
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    return frozenset(names)
 
 
 async def _reach(client: OpencodeClient, patience: float) -> dict[str, object]:
@@ -96,12 +146,34 @@ def _load(options: ServeOptions, project: Path | None) -> Config:
         raise StartupError(f"config error: {exc}", 2) from exc
 
 
+def _check_listen(host: str, options: ServeOptions) -> None:
+    if is_loopback(host):
+        return
+    if not options.allow_remote:
+        raise StartupError(
+            f"--listen {options.listen} is not a loopback address: baton's endpoints (task prompts and "
+            "results) would be reachable from the network. Add --allow-remote to mean it.", 2)
+    log.warning("baton's endpoints listen beyond this machine; every request needs the token",
+                listen=options.listen)
+
+
+def _token(state_dir: Path, env: dict[str, str]) -> str:
+    try:
+        return load_token(state_dir, env)
+    except TokenError as exc:
+        raise StartupError(str(exc), 2) from exc
+
+
 async def serve(options: ServeOptions) -> None:
     """Run ``baton serve`` until a signal; raises :class:`StartupError` when it cannot start."""
     host, port = parse_listen(options.listen)
+    _check_listen(host, options)
     # An explicit file does not depend on the project: load it (and fail) before any network wait.
     explicit = _load(options, None) if options.config_path is not None else None
-    client = OpencodeClient(options.opencode_url, auth=auth_from_env(options.env))
+    state_dir = options.state_dir or default_state_dir(options.env)
+    token = _token(state_dir, options.env)
+    url, credentials = split_credentials(options.opencode_url)
+    client = OpencodeClient(url, auth=credentials or auth_from_env(options.env))
     async with client:
         where = await _reach(client, options.connect_timeout)
         directory = where.get("directory")
@@ -109,43 +181,54 @@ async def serve(options: ServeOptions) -> None:
         config = explicit or _load(options, project)
         for warning in config.warnings:
             log.warning(warning)
-        state_dir = options.state_dir or default_state_dir(options.env)
         with Store(state_dir / "baton.db") as store:
             try:
                 sock = bind_socket(host, port)
             except OSError as exc:
                 raise StartupError(f"cannot listen on {options.listen}: {exc.strerror}", 2) from exc
-            await _run(options, client, config, store, sock, project)
+            await _run(options, client, config, store, sock, project, token)
 
 
 async def _run(
-    options: ServeOptions, client: OpencodeClient, config: Config, store: Store, sock: socket, project: Path | None
+    options: ServeOptions, client: OpencodeClient, config: Config, store: Store, sock: socket.socket,
+    project: Path | None, token: str,
 ) -> None:
+    host, port = parse_listen(options.listen)
+
     def attached(sessions: int) -> None:
         options.announce(
-            f"baton: attached to {options.opencode_url} (watching {sessions} sessions); "
-            f"health at http://{options.listen}/healthz"
+            f"baton: attached to {client.base_url} (watching {sessions} sessions; tools {engine.health()['tools']}); "
+            f"health at http://{_url_host(host, port)}/healthz"
         )
 
     cooldowns = Engine.load_cooldowns(store, time.time())
     tasks = TaskRuntime.from_store(client, store, config, cooldowns, project_dir=str(project) if project else None)
     policy = FallbackPolicy(config, cooldowns, owned_elsewhere=tasks.scheduler.owns)
-    mcp_url = None if not options.register_mcp else f"http://{options.listen}/mcp"
-    engine = Engine(client, policy, store, on_attach=attached, tasks=tasks, mcp_url=mcp_url)
-    app, mcp_lifespan = build_app(engine)
+    mcp_url = None if not options.register_mcp else f"http://{mcp_address(host, port, client.base_url)}/mcp"
+    engine = Engine(client, policy, store, on_attach=attached, tasks=tasks, mcp_url=mcp_url,
+                    mcp_headers={"Authorization": f"Bearer {token}"}, heartbeat_timeout=options.heartbeat_timeout)
+    app, mcp_lifespan = build_app(engine, token=token, names=host_names(host))
     server = make_server(app)
     never_attached = False
     async with mcp_lifespan(), anyio.create_task_group() as tg:
         tg.start_soon(engine.run)
         tg.start_soon(server.serve, [sock])
         tg.start_soon(_stop_on_signal, tg.cancel_scope, server, tasks)
+        tg.start_soon(_heal_store, store, engine)
         with anyio.move_on_after(options.connect_timeout):
             await engine.attached.wait()
         if not engine.attached.is_set() and not tg.cancel_scope.cancel_called:
             never_attached = True
             tg.cancel_scope.cancel()
     if never_attached:
-        raise StartupError(f"could not open opencode's event stream at {options.opencode_url}", 3)
+        raise StartupError(f"could not open opencode's event stream at {client.base_url}", 3)
+
+
+async def _heal_store(store: Store, engine: Engine) -> None:
+    """Once a second: notice a deleted or replaced store file, retry writes that failed."""
+    while True:
+        await anyio.sleep(STORE_HEAL_S)
+        store.heal(engine.clock.time())
 
 
 async def _stop_on_signal(scope: anyio.CancelScope, server: HttpServer, tasks: TaskRuntime) -> None:

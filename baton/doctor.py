@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from baton.auth import read_token
 from baton.config import ConfigError, load_config
 from baton.opencode.client import OpencodeClient, OpencodeError, auth_from_env
 from baton.store import Store, StoreError
@@ -63,7 +64,7 @@ def run_checks(opencode_url: str, listen: str, state_dir: Path, env: Mapping[str
             yield Check(False, "oh-my-opencode's own fallback is on: baton stays passive (two handlers would "
                                "abort and re-send twice)",
                         "turn off runtime_fallback/model_fallback for the plugin, or remove the plugin")
-    yield from _serve_checks(listen, facts)
+    yield from _serve_checks(listen, facts, read_token(state_dir, env))
     yield from _store_checks(state_dir)
 
 
@@ -80,17 +81,25 @@ async def _opencode_facts(url: str, env: Mapping[str, str]) -> dict[str, Any]:
             return {"error": str(exc)}
 
 
-def _serve_checks(listen: str, facts: Mapping[str, Any]) -> Iterator[Check]:
+def _serve_checks(listen: str, facts: Mapping[str, Any], token: str | None) -> Iterator[Check]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        health = httpx2.get(f"http://{listen}/healthz", timeout=3.0).json()
+        health = httpx2.get(f"http://{listen}/healthz", timeout=3.0, headers=headers).json()
     except (httpx2.HTTPError, ValueError):
         yield Check(False, f"no baton serve answers at {listen}",
                     "run `baton serve --opencode-url URL` (or pass --listen where it runs)")
         return
     attached = health.get("attached")
+    if "state" not in health:
+        yield Check(False, f"baton serve at {listen} did not accept the token (attached: {attached})",
+                    "pass the same --state-dir as serve, or set BATON_TOKEN")
+        return
     yield Check(bool(attached), f"baton serve at {listen}: {health.get('state')} to {health.get('opencode')}, "
                                 f"fallback {health.get('fallback')}",
-                "" if attached else "it cannot reach opencode's event stream; see its log")
+                "" if attached else f"not ready: {health.get('reason')}; see its log")
+    if health.get("store"):
+        yield Check(False, f"baton's store is degraded: {health['store']}",
+                    "free disk space or fix the state dir; baton keeps deciding from memory meanwhile")
     mcp = facts.get("mcp") or {}
     status = (mcp.get("baton") or {}).get("status") if isinstance(mcp, dict) else None
     yield Check(status == "connected", f"baton's MCP tools in opencode: {status or 'not registered'}",

@@ -16,7 +16,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -56,17 +56,27 @@ from baton.tasks.actions import TaskAction
 from baton.tasks.events import Attached, Detached, HostRestarted, SchedulerEvent
 from baton.tasks.runtime import TASK_ACTIONS, TaskRuntime
 
-__all__ = ["Clock", "Engine", "EngineState", "EngineStats", "SystemClock"]
+__all__ = ["MCP_NAME", "Clock", "Engine", "EngineState", "EngineStats", "SystemClock"]
 
 log = structlog.get_logger("baton")
 
 HEARTBEAT_TIMEOUT_S = 30.0
-HEARTBEAT_CHECK_S = 2.0
-BACKOFF_FIRST_S = 0.2
-BACKOFF_MAX_S = 5.0
+"""Default silence (no heartbeat, no event) after which a stream counts as dead; opencode beats every 10 s."""
+FIRST_EVENT_S = 2.0
+"""opencode sends ``server.connected`` at once: a stream without it is not served."""
+WATCH_PERIOD_S = 0.25
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 0.5
+"""Reconnect attempts are cheap local calls; a short cap keeps re-attach within ~1 s of opencode answering."""
+STILL_DETACHED_LOG_S = 10.0
+ATTACH_CALL_S = 5.0
+"""Bound on each call of the attach sequence (config, resync, MCP registration)."""
+TOOLS_READY_S = 10.0
 ABORT_TIMEOUT_S = 5.0
 PROMPT_RETRIES = 3
 RESYNC_MESSAGE_LIMIT = 30
+MCP_NAME = "baton"
+"""The name baton's MCP server is registered under; opencode shows its tools as ``baton_<tool>``."""
 # Events from opencode's stream (or a resync), which every decider sees; timers and action
 # results go only to the decider that asked for them.
 CORE_EVENTS = (PartDelta, PartUpdated, AssistantMessage, UserMessage, SessionStatus, SessionIdle, SessionError,
@@ -120,6 +130,8 @@ class Engine:
         on_attach: Callable[[int], None] | None = None,
         tasks: TaskRuntime | None = None,
         mcp_url: str | None = None,
+        mcp_headers: Mapping[str, str] | None = None,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
     ) -> None:
         self.client = client
         self.policy = policy
@@ -127,6 +139,14 @@ class Engine:
         self.tasks = tasks
         # Where opencode reaches baton's MCP tools; None: do not register them (--no-register-mcp).
         self.mcp_url = mcp_url
+        # Headers opencode sends with every MCP call (baton's bearer token).
+        self.mcp_headers = dict(mcp_headers or {})
+        self.heartbeat_timeout = heartbeat_timeout
+        self.detached_reason: str | None = "not connected yet"
+        self._tools = "pending" if mcp_url is not None else "not registered (--no-register-mcp)"
+        self._deadline = 0.0
+        self._detached_since: float | None = None
+        self._last_detached_log = 0.0
         self.clock: Clock = clock or SystemClock()
         self.state = EngineState.UNOPENED
         self.attached = anyio.Event()
@@ -137,7 +157,8 @@ class Engine:
         self._connects = 0
         self._fallbacks = 0
         self._last_event_at: float | None = None
-        self._last_heartbeat = 0.0
+        self._errors = 0
+        self._last_error: str | None = None
         self._host_was_down = False
 
     @staticmethod
@@ -157,52 +178,95 @@ class Engine:
 
     def _spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         if self._tg is not None:
-            self._tg.start_soon(fn, *args)
+            self._tg.start_soon(self._guarded, fn, *args)
+
+    async def _guarded(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """Run one background job; a bug in it is logged and counted, never the daemon's end."""
+        try:
+            await fn(*args)
+        except Exception as exc:
+            self._internal_error(f"{getattr(fn, '__qualname__', fn)}", exc)
+
+    def _internal_error(self, where: str, exc: Exception) -> None:
+        self._errors += 1
+        self._last_error = f"{where}: {type(exc).__name__}: {exc}"
+        log.error("internal error; baton carries on", where=where, error=f"{type(exc).__name__}: {exc}",
+                  exc_info=exc)
 
     async def _stream_loop(self) -> None:
+        """Connect, consume, and on any failure reconnect at once or after a short backoff.
+
+        Every phase is bounded: connect and response headers by the client, the first event
+        and then the heartbeat by the watcher. A wait that timed out already took its time, so
+        the next attempt starts at once; a refusal backs off up to ``BACKOFF_MAX_S``.
+        """
         backoff = BACKOFF_FIRST_S
         while True:
+            cause = "event stream closed by opencode"
+            timed_out = False
             try:
                 async with self.client.event_lines() as lines:
                     backoff = BACKOFF_FIRST_S
                     await self._consume_watched(lines)
-                log.warning("event stream closed by opencode; reconnecting")
-            except OpencodeError as exc:
-                if self.state is EngineState.ATTACHED:
-                    log.warning("event stream lost; reconnecting", error=str(exc))
-                elif self.state is EngineState.DETACHED and isinstance(exc, OpencodeUnavailable):
+            except OpencodeUnavailable as exc:
+                cause, timed_out = str(exc), exc.timed_out
+                if self.state is EngineState.DETACHED and not exc.timed_out:
                     # Refused while detached: the opencode process itself was gone, so children
                     # that were mid-turn lost that turn (background-tasks spec §15.5).
                     self._host_was_down = True
-            except TimeoutError:
-                log.warning("no heartbeat from opencode for 30 s; reconnecting")
-            if self.state is EngineState.ATTACHED:
-                self.state = EngineState.DETACHED
-                if self.tasks is not None:
-                    self.feed(Detached())
-            await anyio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            except OpencodeError as exc:
+                cause = str(exc)
+            except TimeoutError as exc:
+                cause, timed_out = str(exc) or "no event from opencode in time", True
+            self._detach(cause)
+            if not timed_out:
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    async def _consume_watched(self, lines: Any) -> None:
-        """Consume the stream while a watcher ends it after 30 s without a heartbeat.
+    def _detach(self, cause: str) -> None:
+        """Record why baton is not attached; log the change, and a reminder while it lasts."""
+        now = self.clock.time()
+        was_attached = self.state is EngineState.ATTACHED
+        if was_attached:
+            self.state = EngineState.DETACHED
+            self.attached = anyio.Event()
+            if self.tasks is not None:
+                self.feed(Detached())
+        self._tools = "unknown (detached)" if self.mcp_url is not None else self._tools
+        changed = cause != self.detached_reason
+        self.detached_reason = cause
+        if was_attached:
+            self._detached_since = now
+            log.warning("detached from opencode; reconnecting", cause=cause, url=self.client.base_url)
+        elif changed or now - self._last_detached_log >= STILL_DETACHED_LOG_S:
+            waiting = "waiting for opencode" if self.state is EngineState.UNOPENED else "still detached from opencode"
+            log.warning(waiting, cause=cause, url=self.client.base_url,
+                        seconds=round(now - (self._detached_since or now), 1))
+        else:
+            return
+        self._last_detached_log = now
+
+    async def _consume_watched(self, lines: AsyncIterator[str]) -> None:
+        """Consume the stream while a watcher ends it when opencode falls silent.
 
         One watcher per connection instead of a timeout around every read: a cancel scope per
-        line cost 6.8 µs, more than deciding the event. The watcher runs in the engine's task
-        group, so errors of the stream itself reach the reconnect loop unwrapped.
+        line cost 6.8 µs, more than deciding the event. The first event must come within
+        ``FIRST_EVENT_S``, then a heartbeat (or any event) within ``heartbeat_timeout``. The
+        watcher runs in the engine's task group, so errors of the stream itself reach the
+        reconnect loop unwrapped.
         """
-        self._last_heartbeat = self.clock.time()
+        self._deadline = self.clock.time() + FIRST_EVENT_S
         reading = anyio.CancelScope()
         watching = anyio.CancelScope()
         dead = anyio.Event()
 
         async def watch() -> None:
             with watching:
-                while True:  # a periodic check: heartbeats only move a timestamp
-                    await anyio.sleep(HEARTBEAT_CHECK_S)
-                    if self.clock.time() - self._last_heartbeat > HEARTBEAT_TIMEOUT_S:
-                        dead.set()
-                        reading.cancel()
-                        return
+                # A periodic check: heartbeats only move the deadline, so there is no event to wait on.
+                while self.clock.time() <= self._deadline:  # noqa: ASYNC110
+                    await anyio.sleep(WATCH_PERIOD_S)
+                dead.set()
+                reading.cancel()
 
         self._spawn(watch)
         try:
@@ -211,9 +275,11 @@ class Engine:
         finally:
             watching.cancel()
         if dead.is_set():
-            raise TimeoutError
+            if self.state is EngineState.ATTACHED:
+                raise TimeoutError(f"no heartbeat from opencode for {self.heartbeat_timeout:g} s")
+            raise TimeoutError(f"opencode sent no event within {FIRST_EVENT_S:g} s of answering")
 
-    async def _consume(self, lines: Any) -> None:
+    async def _consume(self, lines: AsyncIterator[str]) -> None:
         resynced = False
         async for line in lines:
             if not line.startswith("data:"):
@@ -222,19 +288,20 @@ class Engine:
                 payload = json.loads(line[5:])
             except ValueError:
                 continue
+            self._deadline = self.clock.time() + self.heartbeat_timeout
             kind = payload.get("type") if isinstance(payload, dict) else None
             if kind in STREAM_EVENTS:
-                self._last_heartbeat = self.clock.time()
                 if not resynced:
                     resynced = True
-                    await self._attach()
+                    with anyio.fail_after(ATTACH_CALL_S * 4):
+                        await self._attach()
                 continue
             event = parse_event(payload)
             if event is not None:
                 self.feed(event)
 
     async def _attach(self) -> None:
-        """First frame of a (re)connection: resync, then report attached."""
+        """First frame of a (re)connection: resync, register the tools, then report attached."""
         self._connects += 1
         try:
             await self._check_competing_fallback()
@@ -243,6 +310,8 @@ class Engine:
             log.warning("resync failed; continuing on the stream alone", error=str(exc))
         first = self.state is EngineState.UNOPENED
         self.state = EngineState.ATTACHED
+        self.detached_reason = None
+        self._detached_since = None
         if self.tasks is not None:
             if first:
                 self.run_actions(self.tasks.scheduler.resume(self.clock.time()))
@@ -251,15 +320,27 @@ class Engine:
             self.feed(Attached())
         self._host_was_down = False
         if self.mcp_url is not None:
-            try:
-                await self.client.register_mcp("baton", self.mcp_url)
-            except OpencodeError as exc:
-                log.warning("could not register baton's MCP tools with opencode", error=str(exc))
+            self._tools = await self._register_tools(self.mcp_url)
         self.attached.set()
         if first and self._on_attach is not None:
             self._on_attach(len(self.policy.sessions))
         elif not first:
-            log.info("re-attached to opencode", url=self.client.base_url)
+            log.info("re-attached to opencode", url=self.client.base_url, tools=self._tools)
+
+    async def _register_tools(self, url: str) -> str:
+        """Register baton's MCP server and wait, bounded, until opencode has connected it: before
+        that, a prompt reaches the model without baton's tools. Returns the tools' status."""
+        try:
+            status = await self.client.register_mcp(MCP_NAME, url, headers=self.mcp_headers)
+            deadline = self.clock.time() + TOOLS_READY_S
+            while status != "connected" and self.clock.time() < deadline:
+                await anyio.sleep(0.1)
+                status = await self.client.mcp_status(MCP_NAME)
+        except OpencodeError as exc:
+            status = f"failed: {exc}"
+        if status != "connected":
+            log.warning("opencode has not connected baton's MCP tools", status=status, url=url)
+        return status
 
     async def _check_competing_fallback(self) -> None:
         """Stand down while oh-my-opencode's own fallback is loaded and on: two handlers for one
@@ -302,7 +383,14 @@ class Engine:
     # ------------------------------------------------------------------ deciding
 
     def feed(self, event: Event | SchedulerEvent) -> None:
-        """Hand one event to the deciders and execute their actions. Never awaits."""
+        """Hand one event to the deciders and execute their actions. Never awaits, never raises:
+        a bug deciding one event is logged and counted, and the next event is decided as usual."""
+        try:
+            self._feed(event)
+        except Exception as exc:
+            self._internal_error(f"deciding {type(event).__name__}", exc)
+
+    def _feed(self, event: Event | SchedulerEvent) -> None:
         now = self.clock.time()
         self._events += 1
         self._last_event_at = now
@@ -438,6 +526,28 @@ class Engine:
             await self.client.show_toast(action.title, action.message, action.variant, action.directory)
 
     # ------------------------------------------------------------------ observing
+
+    def health(self) -> dict[str, Any]:
+        """Readiness and, when not ready, which part is missing: ``attached`` means usable —
+        the stream attached and baton's tools connected in opencode (when it registers them)."""
+        stream = self.state is EngineState.ATTACHED
+        tools_ok = self.mcp_url is None or self._tools == "connected"
+        store_problem = self.store.problem
+        reason = self.detached_reason if not stream else None
+        if stream and not tools_ok:
+            reason = f"baton's MCP tools are not connected in opencode ({self._tools})"
+        return {
+            "attached": stream and tools_ok,
+            "state": self.state.value,
+            "reason": reason,
+            "tools": self._tools,
+            "store": store_problem,
+            "degraded": store_problem is not None,
+            "internal_errors": self._errors,
+            "last_internal_error": self._last_error,
+            "opencode": self.client.base_url,
+            "fallback": self.fallback_mode(),
+        }
 
     def fallback_mode(self) -> str:
         """``active``, ``disabled`` (config) or ``passive: <why>`` (a competing fallback is on)."""

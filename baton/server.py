@@ -1,7 +1,9 @@
-"""baton's own HTTP endpoint: ``/healthz`` and ``/status`` (JSON), served by uvicorn.
+"""baton's own HTTP endpoint: ``/healthz``, ``/status``, ``/tasks`` and ``/mcp``, served by uvicorn.
 
-It runs inside the engine's task group; uvicorn's signal handling is switched off so that
-SIGINT/SIGTERM stop the whole daemon in one place (``baton.cli``).
+Every request passes :class:`Guard` first: a foreign ``Host`` or a cross-site ``Origin`` is
+refused everywhere, and everything but a minimal ``/healthz`` needs baton's bearer token.
+uvicorn's signal handling is switched off so that SIGINT/SIGTERM stop the whole daemon in one
+place (``baton.daemon``).
 """
 
 from __future__ import annotations
@@ -18,25 +20,67 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from baton.engine import Engine, EngineState
+from baton.auth import bearer_matches, host_allowed, origin_allowed
+from baton.engine import Engine
 from baton.tasks.runtime import TaskRuntime
 from baton.tools import build_mcp_app
 
-__all__ = ["HttpServer", "build_app", "bind_socket"]
+__all__ = ["Guard", "HttpServer", "bind_socket", "build_app"]
+
+PUBLIC_PATH = "/healthz"
 
 
-def build_app(engine: Engine) -> tuple[Starlette, Callable[[], AbstractAsyncContextManager[object]]]:
-    """The HTTP app, and the context the MCP tools need running while it serves."""
-    async def healthz(_: Request) -> JSONResponse:
-        attached = engine.state is EngineState.ATTACHED
-        body: dict[str, object] = {
-            "attached": attached,
-            "state": engine.state.value,
-            "opencode": engine.client.base_url,
-            "fallback": engine.fallback_mode(),
-        }
-        return JSONResponse(body, status_code=200 if attached else 503)
+class Guard:
+    """ASGI middleware: Host and Origin checks for every request, the bearer token for all but
+    ``/healthz``. A request without the token still reaches ``/healthz``, marked unauthenticated,
+    so that it gets the minimal answer."""
+
+    def __init__(self, app: ASGIApp, token: str, names: frozenset[str]) -> None:
+        self.app = app
+        self.token = token
+        self.names = names
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host")
+        refusal: tuple[int, str] | None = None
+        if not host_allowed(host, self.names):
+            refusal = (421, "unknown Host header; baton answers only on the addresses it listens on")
+        elif not origin_allowed(headers.get("origin"), host):
+            refusal = (403, "cross-origin requests are refused")
+        else:
+            authed = bearer_matches(headers.get("authorization"), self.token)
+            scope.setdefault("state", {})["authenticated"] = authed
+            if not authed and scope["path"] != PUBLIC_PATH:
+                refusal = (401, "missing or wrong token: send Authorization: Bearer <token> "
+                                "(the token is in baton's state dir, file 'token', or BATON_TOKEN)")
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse({"error": refusal[1]}, status_code=refusal[0])
+        if refusal[0] == 401:
+            response.headers["www-authenticate"] = "Bearer"
+        await response(scope, receive, send)
+
+
+def build_app(
+    engine: Engine, *, token: str, names: frozenset[str] = frozenset()
+) -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[object]]]:
+    """The guarded HTTP app, and the context the MCP tools need running while it serves.
+
+    ``names`` are host names (besides IP literals and ``localhost``) that clients may use to
+    reach baton; see :func:`baton.auth.host_allowed`.
+    """
+    async def healthz(request: Request) -> JSONResponse:
+        health = engine.health()
+        ready = health["attached"]
+        body: dict[str, object] = health if request.state.authenticated else {"attached": ready}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def status(_: Request) -> JSONResponse:
         return JSONResponse(asdict(engine.stats()))
@@ -48,7 +92,7 @@ def build_app(engine: Engine) -> tuple[Starlette, Callable[[], AbstractAsyncCont
         routes += task_routes(tasks)
         mcp_app, lifespan = build_mcp_app(tasks)
         routes.append(Route("/mcp", endpoint=mcp_app))  # a Mount would redirect POST /mcp to /mcp/
-    return Starlette(routes=routes), lifespan
+    return Guard(Starlette(routes=routes), token, names), lifespan
 
 
 def task_routes(tasks: TaskRuntime) -> list[BaseRoute]:
@@ -93,6 +137,6 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def make_server(app: Starlette) -> HttpServer:
+def make_server(app: ASGIApp) -> HttpServer:
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     return HttpServer(config)

@@ -1,7 +1,7 @@
 """The MCP server opencode's models call: ``task``, ``call_agent``, ``background_output``, ``background_cancel``.
 
 Served with the official ``mcp`` SDK's low-level :class:`~mcp.server.Server` over streamable HTTP in
-stateless mode (DESIGN §5): every POST is served on its own, so a baton restart or an SSE reconnect
+stateless mode, by design: every POST is served on its own, so a baton restart or an SSE reconnect
 never leaves opencode holding a dead MCP session. The SDK's session manager owns a task group for
 the per-request servers; :func:`build_mcp_app` returns the ASGI app together with the context
 manager that runs it, so the engine mounts the app in its Starlette app and keeps the context open
@@ -37,7 +37,6 @@ from baton.tasks.service import CallContext, TaskService, ToolFailure
 
 __all__ = [
     "DEFAULT_OUTPUT_TIMEOUT_MS",
-    "LOOPBACK_HOSTS",
     "PROGRESS_INTERVAL_S",
     "SERVER_NAME",
     "TOOL_NAMES",
@@ -62,8 +61,6 @@ CALL_MARGIN_S: Final = 5.0
 PROGRESS_INTERVAL_S: Final = 10.0
 """How often a long call sends MCP progress, when the client asked for it with a progress token."""
 
-LOOPBACK_HOSTS: Final = ("127.0.0.1:*", "localhost:*", "[::1]:*")
-"""Host headers accepted by default: opencode reaches baton on the loopback interface."""
 
 INTERNAL_ERROR_TEXT: Final = (
     "[baton] This tool failed because of an internal error in baton; the details are in baton's log. "
@@ -395,7 +392,6 @@ def build_mcp_app(
     service: TaskService,
     *,
     call_limit_s: float = 60.0,
-    allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
 ) -> tuple[ASGIApp, Callable[[], AbstractAsyncContextManager[None]]]:
     """The MCP endpoint as an ASGI app, and a factory for the context that must be open while it serves.
 
@@ -403,17 +399,14 @@ def build_mcp_app(
     ``/mcp`` to ``/mcp/``). The context manager runs the SDK's session manager (a task group for
     the per-request servers); call the factory and enter its result exactly once (the SDK refuses a
     second run), in the task that runs uvicorn, before serving.
-    ``call_limit_s`` is the host's MCP call timeout; waits are kept 5 s below it. ``allowed_hosts``
-    are the ``Host`` headers accepted (DNS-rebinding protection), loopback by default.
+    ``call_limit_s`` is the host's MCP call timeout; waits are kept 5 s below it. The SDK's own
+    Host check is off: :class:`baton.server.Guard` checks Host, Origin and the token for every
+    endpoint alike, and also knows a non-loopback ``--listen``.
     """
     server = build_server(service, call_limit_s=call_limit_s)
     manager = StreamableHTTPSessionManager(
         app=server,
         stateless=True,
-        security_settings=TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=list(allowed_hosts),
-            allowed_origins=[f"http://{host}" for host in allowed_hosts],
-        ),
+        security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
     return StreamableHTTPASGIApp(manager), manager.run

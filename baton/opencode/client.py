@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import anyio
 import httpx2
 
 from baton.models import to_api_model
@@ -33,7 +34,11 @@ class OpencodeError(Exception):
 
 
 class OpencodeUnavailable(OpencodeError):
-    """No answer at all: connection refused, reset, or timed out."""
+    """No answer at all: connection refused, reset, or timed out (``timed_out``)."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class OpencodeHTTPError(OpencodeError):
@@ -50,7 +55,7 @@ def _translate(method: str, path: str) -> Iterator[None]:
     try:
         yield
     except httpx2.TimeoutException as exc:
-        raise OpencodeUnavailable(f"{method} {path} timed out") from exc
+        raise OpencodeUnavailable(f"{method} {path} timed out", timed_out=True) from exc
     except httpx2.TransportError as exc:
         raise OpencodeUnavailable(f"{method} {path} failed: {exc}") from exc
 
@@ -100,6 +105,10 @@ def auth_from_env(env: Mapping[str, str] | None = None) -> tuple[str, str] | Non
     if not password:
         return None
     return env.get("OPENCODE_SERVER_USERNAME") or "opencode", password
+
+
+EVENT_HEADERS_S = 1.0
+"""Bound on connecting to ``GET /event`` and receiving its headers."""
 
 
 def _params(directory: str | None) -> dict[str, str]:
@@ -195,9 +204,21 @@ class OpencodeClient:
         connected = data.get("connected") if isinstance(data, dict) else None
         return [p for p in connected if isinstance(p, str)] if isinstance(connected, list) else []
 
-    async def register_mcp(self, name: str, url: str) -> None:
-        """Add a remote MCP server at run time (``POST /mcp``); its tools appear as ``<name>_<tool>``."""
-        await self._request("POST", "/mcp", json={"name": name, "config": {"type": "remote", "url": url}})
+    async def register_mcp(self, name: str, url: str, *, headers: Mapping[str, str] | None = None) -> str:
+        """Add a remote MCP server at run time (``POST /mcp``); its tools appear as ``<name>_<tool>``.
+
+        ``headers`` go with every call opencode makes to it (baton's token); OAuth discovery is
+        off, since baton never asks for it. Returns the server's status (``connected``, ...).
+        """
+        config: dict[str, Any] = {"type": "remote", "url": url, "oauth": False}
+        if headers:
+            config["headers"] = dict(headers)
+        data = await self._request("POST", "/mcp", json={"name": name, "config": config})
+        return _mcp_status(data, name)
+
+    async def mcp_status(self, name: str) -> str:
+        """One MCP server's status from ``GET /mcp`` (``connected``, ``failed``, ... or ``absent``)."""
+        return _mcp_status(await self._request("GET", "/mcp"), name)
 
     async def create_session(
         self, *, title: str, parent_id: str | None = None, directory: str | None = None
@@ -260,13 +281,24 @@ class OpencodeClient:
 
     @asynccontextmanager
     async def event_lines(self) -> AsyncIterator[AsyncIterator[str]]:
-        """Open ``GET /event`` and yield its raw lines; reconnecting is the caller's job."""
+        """Open ``GET /event`` and yield its raw lines; reconnecting is the caller's job.
+
+        Connecting and the response headers are bounded (``EVENT_HEADERS_S``): opencode answers
+        at once when it serves, and between "port open" and "listening" it accepts and stays
+        silent. Reads are not bounded here: the caller watches the heartbeat.
+        """
         request = self._http.build_request(
             "GET", "/event", headers={"accept": "text/event-stream"},
-            timeout=httpx2.Timeout(None, connect=5.0),
+            timeout=httpx2.Timeout(None, connect=EVENT_HEADERS_S),
         )
         with _translate("GET", "/event"):
-            response = await self._http.send(request, stream=True)
+            try:
+                with anyio.fail_after(EVENT_HEADERS_S):
+                    response = await self._http.send(request, stream=True)
+            except TimeoutError:
+                raise OpencodeUnavailable(
+                    f"GET /event: no answer within {EVENT_HEADERS_S:g} s (opencode accepts but is silent)",
+                    timed_out=True) from None
         try:
             if response.status_code != 200:
                 body = (await response.aread()).decode(errors="replace")
@@ -274,6 +306,14 @@ class OpencodeClient:
             yield _lines(response)
         finally:
             await response.aclose()
+
+
+def _mcp_status(data: object, name: str) -> str:
+    entry = data.get(name) if isinstance(data, dict) else None
+    status = entry.get("status") if isinstance(entry, dict) else None
+    if status == "failed" and isinstance(entry, dict) and entry.get("error"):
+        return f"failed: {entry['error']}"
+    return str(status) if status else "absent"
 
 
 async def _lines(response: httpx2.Response) -> AsyncIterator[str]:

@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import httpx2
 
+from baton.auth import read_token
 from baton.store import Store
 from baton.testing.opencode import free_port
 
@@ -109,13 +110,32 @@ class BatonProcess:
                 if "attached to" in line:
                     self._attached.set()
 
+    @property
+    def token(self) -> str:
+        """baton's bearer token: BATON_TOKEN from its environment, else the one it wrote at start."""
+        token = read_token(self.state_dir, self.env)
+        if token is None:
+            raise RuntimeError(f"baton has no token yet in {self.state_dir}")
+        return token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, path: str, *, authed: bool = True, timeout: float = 5.0) -> httpx2.Response:
+        """A GET on baton's HTTP face, with its token unless ``authed`` is false."""
+        return httpx2.get(f"http://{self.listen}{path}", timeout=timeout, headers=self.headers if authed else {})
+
     def status(self) -> dict[str, Any]:
         """baton's ``/status`` JSON: sessions, cooldowns, counters."""
-        data: dict[str, Any] = httpx2.get(f"http://{self.listen}/status", timeout=5.0).json()
+        response = self.get("/status")
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
         return data
 
-    def healthz(self) -> tuple[int, dict[str, Any]]:
-        response = httpx2.get(f"http://{self.listen}/healthz", timeout=5.0)
+    def healthz(self, *, authed: bool = True) -> tuple[int, dict[str, Any]]:
+        """``/healthz``: with the token the details (state, reason, tools, store), else ``attached`` only."""
+        response = self.get("/healthz", authed=authed)
         return response.status_code, response.json()
 
     def wait_attached_again(self, after_connects: int, timeout: float = 30.0) -> None:

@@ -69,7 +69,7 @@ def test_background_task_notifies_its_parent_once(
     delivered_once(baton)
     wakes = [m for m in opencode.messages(parent) if m["info"]["role"] == "user" and task["id"] in texts(m)]
     assert len(wakes) == 1
-    live = cli("tasks", "--all", "--json", "--listen", baton.listen)
+    live = cli("tasks", "--all", "--json", "--listen", baton.listen, "--state-dir", str(baton.state_dir))
     assert [(r["id"], r["status"]) for r in json.loads(live)] == [(task["id"], "completed")]
     baton.stop()
     offline = cli("tasks", "show", task["id"], "--listen", baton.listen, "--state-dir", str(baton.state_dir))
@@ -248,7 +248,7 @@ def test_user_cancel_from_the_cli_notifies_the_parent(
     opencode.prompt_async(parent, "delegate")
     fresh_provider.wait_for_requests("backup", 1, timeout=20)
     (task,) = baton.task_rows()
-    out = cli("tasks", "cancel", task["id"], "--listen", baton.listen)
+    out = cli("tasks", "cancel", task["id"], "--listen", baton.listen, "--state-dir", str(baton.state_dir))
     assert task["id"] in out
     wait_until(lambda: all_ended(baton, 1), what="the cancel")
     assert baton.task_rows()[0]["status"] == "cancelled"
