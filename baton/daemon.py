@@ -12,7 +12,8 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -173,20 +174,26 @@ async def serve(options: ServeOptions) -> None:
     state_dir = options.state_dir or default_state_dir(options.env)
     token = _token(state_dir, options.env)
     url, credentials = split_credentials(options.opencode_url)
-    client = OpencodeClient(url, auth=credentials or auth_from_env(options.env))
-    async with client:
-        where = await _reach(client, options.connect_timeout)
-        directory = where.get("directory")
-        project = options.project_dir or (Path(directory) if isinstance(directory, str) else None)
-        config = explicit or _load(options, project)
-        for warning in config.warnings:
-            log.warning(warning)
-        with Store(state_dir / "baton.db") as store:
-            try:
-                sock = bind_socket(host, port)
-            except OSError as exc:
-                raise StartupError(f"cannot listen on {options.listen}: {exc.strerror}", 2) from exc
+    # Local problems (state dir, store, port) fail at once, before any wait on the network.
+    with Store(state_dir / "baton.db") as store, _bind(host, port, options.listen) as sock:
+        async with OpencodeClient(url, auth=credentials or auth_from_env(options.env)) as client:
+            where = await _reach(client, options.connect_timeout)
+            directory = where.get("directory")
+            project = options.project_dir or (Path(directory) if isinstance(directory, str) else None)
+            config = explicit or _load(options, project)
+            for warning in config.warnings:
+                log.warning(warning)
             await _run(options, client, config, store, sock, project, token)
+
+
+@contextmanager
+def _bind(host: str, port: int, listen: str) -> Iterator[socket.socket]:
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {listen}: {exc.strerror or exc}", 2) from exc
+    with sock:
+        yield sock
 
 
 async def _run(

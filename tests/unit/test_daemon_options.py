@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import anyio
@@ -37,3 +38,27 @@ def test_host_names_for_a_wildcard_listen_include_the_machine() -> None:
     assert socket.gethostname().lower() in host_names("0.0.0.0")
     assert host_names("127.0.0.1") == frozenset()
     assert host_names("devbox.lan") == frozenset({"devbox.lan"})
+
+
+def test_a_store_from_a_newer_baton_is_refused_before_any_network_wait(tmp_path: Path) -> None:
+    import sqlite3
+
+    from baton.store import StoreTooNew
+
+    with sqlite3.connect(tmp_path / "baton.db") as db:
+        db.execute("PRAGMA user_version = 999")
+    options = ServeOptions(opencode_url="http://127.0.0.1:9", state_dir=tmp_path, listen="127.0.0.1:0",
+                           connect_timeout=30)
+    started = time.monotonic()
+    with pytest.raises(StoreTooNew, match="newer baton"):
+        anyio.run(serve, options)
+    assert time.monotonic() - started < 5, "the store is checked before waiting for opencode"
+
+
+def test_a_state_dir_that_cannot_be_created_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    options = ServeOptions(opencode_url="http://127.0.0.1:9", state_dir=tmp_path / "file" / "state",
+                           listen="127.0.0.1:0")
+    with pytest.raises(StartupError, match="cannot create") as caught:
+        anyio.run(serve, options)
+    assert caught.value.exit_code == 2
