@@ -6,7 +6,7 @@ keys oh-my-opencode knows, and warns once about anything else. A bad file is a
 :class:`ConfigError` naming file, line, column and key: upstream silently dropped an invalid
 section, which quietly turned the feature off.
 
-Files are searched and merged as ``spec/runtime-fallback.md`` §2.1 describes. Each file is
+Files are searched and merged as ``docs/behaviour/runtime-fallback.md`` §2.1 describes. Each file is
 validated on its own first, so that an error names the file it is in; the merged result is
 then validated once more into the frozen :class:`Config`.
 """

@@ -1,6 +1,6 @@
 """The runtime-fallback policy: a pure state machine, ``handle(event, now) -> actions``.
 
-Theory of operation (spec: ``shared/spec/runtime-fallback.md``, cited as §n):
+Theory of operation (rules: ``docs/behaviour/runtime-fallback.md``, cited as §n):
 
 * Tracking. Every event updates a :class:`Session`: its status, its current *turn* (the
   newest user message with its parts) and the assistant messages answering that turn.

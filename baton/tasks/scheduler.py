@@ -1,6 +1,6 @@
 """The background-task scheduler: a pure state machine, ``handle(event, now) -> actions``.
 
-Theory of operation (spec: ``shared/spec/background-tasks.md``, cited as §n):
+Theory of operation (rules: ``docs/behaviour/background-tasks.md``, cited as §n):
 
 * State. The task table (``Task`` rows, as the store holds them) plus the outbox rows are
   the whole durable state. Everything else — per-key queues and slots, outstanding(P),
