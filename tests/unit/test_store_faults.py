@@ -64,7 +64,10 @@ class Disk:
 
 
 def _mount(root: Path, options: str) -> bool:
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(root)], capture_output=True)
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(root)], capture_output=True)
+    except OSError:  # no mount command at all
+        return False
     return result.returncode == 0
 
 
