@@ -57,7 +57,9 @@ def _translate(method: str, path: str) -> Iterator[None]:
     except httpx2.TimeoutException as exc:
         raise OpencodeUnavailable(f"{method} {path} timed out", timed_out=True) from exc
     except httpx2.TransportError as exc:
-        raise OpencodeUnavailable(f"{method} {path} failed: {exc}") from exc
+        # Some transport errors carry no text (a connection reset while opencode restarts):
+        # the class name is then the only reason there is, and a reason is never left empty.
+        raise OpencodeUnavailable(f"{method} {path} failed: {str(exc) or type(exc).__name__}") from exc
 
 
 # Fields each part type accepts on input (``TextPartInput`` etc. in GET /doc). Stored parts

@@ -44,10 +44,15 @@ class ChildCreated:
 
 @dataclass(frozen=True, slots=True)
 class ChildCreateFailed:
-    """``CreateChild`` failed: any HTTP error, timeout or missing body."""
+    """``CreateChild`` failed: any HTTP error, timeout or missing body.
+
+    ``transient``: no connection, a timeout or a 5xx (opencode restarting or overloaded): the
+    scheduler tries again, bounded. A 4xx or a missing body is final.
+    """
 
     task_id: str
     error: str
+    transient: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +68,16 @@ class PromptAccepted:
 
 @dataclass(frozen=True, slots=True)
 class PromptRejected:
-    """``PromptChild`` failed. ``unknown_agent`` must come from the error's type or name (§6.6)."""
+    """``PromptChild`` failed. ``unknown_agent`` must come from the error's type or name (§6.6).
+
+    ``transient`` as for :class:`ChildCreateFailed`: no connection, a timeout or a 5xx.
+    """
 
     task_id: str
     attempt: int
     error: str
     unknown_agent: bool = False
+    transient: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,6 +291,10 @@ def _plan_continuation(
     old = index.task_on(req.session_id)
     if old is None:
         return ToolError(texts.not_a_task_session(req.session_id))
+    if req.lineage_error is not None or req.root_session_id is None:
+        return ToolError(texts.lineage_failed(req.parent_session_id, req.lineage_error or "no root was found"))
+    if not _in_callers_tree(index, old, req.parent_session_id, req.root_session_id):
+        return ToolError(texts.foreign_session(req.session_id, req.parent_session_id))
     if old.status in LIVE:
         return ToolError(texts.session_busy(req.session_id, old))
     if req.category and (old.category or "").lower() != req.category.strip().lower():
@@ -311,6 +315,21 @@ def _plan_continuation(
         agent=old.agent, category=old.category, model=model, variant=variant, chain=chain, attempt=attempt,
         system=old.system, tools=dict(old.tools), depth=old.depth, root_session_id=root, continues=old,
     )
+
+
+def _in_callers_tree(index: TaskIndex, old: Task, caller: str, root: str) -> bool:
+    """A continued session must be the caller's own: a task baton created under the caller's root,
+    or (for rows stored without a root) one whose chain of parent tasks leads to the caller."""
+    if old.root_session_id:
+        return old.root_session_id == root
+    current: Task | None = old
+    for _ in range(64):
+        if current is None:
+            return False
+        if current.parent_session_id == caller:
+            return True
+        current = index.task_on(current.parent_session_id)
+    return False
 
 
 def key_for(plan: Plan) -> str:

@@ -41,6 +41,7 @@ from baton.tasks.model import (
 )
 from baton.tasks.notify import Notifier
 from baton.tasks.queues import TaskIndex, concurrency_key
+from baton.tasks.transient import HostRetry, host_retry_timer
 from baton.tasks.watch import ChildWatch
 
 __all__ = ["ABORT_TRIES", "OWN_ABORT_GRACE_S", "TICK_KEY", "TICK_S", "Lifecycle", "child_title"]
@@ -82,6 +83,8 @@ class Lifecycle:
         self._aborting: set[str] = set()
         self._prompt_after_abort: set[str] = set()
         self._abort_tries: dict[str, int] = {}
+        self._host_retries: dict[str, HostRetry] = {}
+        self._sent_prompts: dict[str, PromptChild] = {}  # the newest prompt of a starting task
         self._dirty: set[str] = set()
         self._detached_at: float | None = None
 
@@ -144,12 +147,38 @@ class Lifecycle:
             task.anchor_message_id = self.ids.message_id(now)
             self._save(task, actions)
         self._watch(task).new_turn()
-        actions.append(PromptChild(
+        prompt = PromptChild(
             task_id=task.id, attempt=task.attempt, session_id=task.session_id,
             message_id=task.anchor_message_id, agent=task.agent, model=task.model, variant=task.variant,
             system=task.system, tools=dict(task.tools), text=task.anchor_text or task.prompt, directory=task.directory,
             only_if_absent=only_if_absent,
-        ))
+        )
+        self._sent_prompts[task.id] = prompt
+        actions.append(prompt)
+
+    def _retry_host_call(self, task: Task, what: str, error: str, now: float, actions: list[TaskAction], *,
+                         prompt: PromptChild | None = None) -> bool:
+        """Schedule another try of a call that failed for a passing reason; False once the budget is spent."""
+        retry = self._host_retries.get(task.id)
+        if retry is None:
+            retry = self._host_retries[task.id] = HostRetry(first_at=now)
+        delay = retry.next_delay(now)
+        if delay is None:
+            return False
+        retry.delay, retry.prompt = delay, prompt
+        actions.append(Schedule(host_retry_timer(task.id), now + delay))
+        actions.append(Note(task.parent_session_id, "task_host_retry",
+                            f"task {task.id}: {what} failed ({error[:200]}); opencode may be restarting, "
+                            f"trying again in {delay:g}s (call {retry.calls + 1})",
+                            {"task": task.id, "call": retry.calls + 1, "delay": delay}))
+        return True
+
+    def _host_gave_up(self, task: Task, error: str, now: float) -> str:
+        """The error a task ends with: the last failure, and the retries spent on it."""
+        retry = self._host_retries.pop(task.id, None)
+        if retry is None or retry.calls <= 1:
+            return error
+        return f"{error} (gave up after {retry.calls} calls over {texts.duration(now - retry.first_at)})"
 
     def _started(self, task: Task, now: float, actions: list[TaskAction]) -> None:
         self.index.move(task, TaskEvent.STARTED)
@@ -196,6 +225,8 @@ class Lifecycle:
         held = task.status in SLOT_HOLDING
         watch = self.watches.pop(task.id, None)
         self._prompt_after_abort.discard(task.id)
+        self._host_retries.pop(task.id, None)
+        self._sent_prompts.pop(task.id, None)
         self.index.move(task, event)
         task.end_reason, task.stop_reason, task.ended_at = reason, None, now
         if error is not None:

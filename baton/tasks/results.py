@@ -7,9 +7,11 @@ child created for an ended task is aborted (§6.6).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from baton.events import StatusType
 from baton.tasks import texts
-from baton.tasks.actions import AbortChild, SaveOutbox, TaskAction
+from baton.tasks.actions import AbortChild, CreateChild, SaveOutbox, TaskAction
 from baton.tasks.events import (
     AbortDone,
     ActivityRefreshed,
@@ -23,6 +25,7 @@ from baton.tasks.events import (
     SessionLookup,
     StatusPolled,
 )
+from baton.tasks.lifecycle import child_title
 from baton.tasks.model import LIVE, SLOT_HOLDING, EndReason, OutboxRow, RowKind, Task, TaskEvent, TaskStatus
 from baton.tasks.recovery import Recovery
 
@@ -41,6 +44,7 @@ class Results(Recovery):
         task = self.index.tasks.get(event.task_id)
         actions: list[TaskAction] = []
         if task is not None and task.status is TaskStatus.STARTING and task.session_id is None:
+            self._host_retries.pop(task.id, None)
             self.index.set_session(task, event.session_id)
             if task.anchor_message_id is not None:
                 self._save(task, actions)
@@ -54,13 +58,21 @@ class Results(Recovery):
         task = self.index.tasks.get(event.task_id)
         actions: list[TaskAction] = []
         if task is not None and task.status is TaskStatus.STARTING and task.session_id is None:
-            self._end(task, TaskEvent.CREATE_FAILED, EndReason.CREATE_FAILED, now, actions, error=event.error)
+            if event.transient and self._retry_host_call(task, "creating its child session", event.error, now,
+                                                         actions):
+                return actions
+            self._end(task, TaskEvent.CREATE_FAILED, EndReason.CREATE_FAILED, now, actions,
+                      error=self._host_gave_up(task, event.error, now))
         return actions
 
     def _on_prompt_accepted(self, event: PromptAccepted, now: float) -> list[TaskAction]:
         task = self.index.tasks.get(event.task_id)
         actions: list[TaskAction] = []
-        if task is not None and task.status is TaskStatus.STARTING and event.attempt == task.attempt:
+        if task is None or event.attempt != task.attempt:
+            return actions
+        self._host_retries.pop(task.id, None)
+        self._sent_prompts.pop(task.id, None)
+        if task.status is TaskStatus.STARTING:
             self._started(task, now, actions)
         return actions
 
@@ -69,11 +81,39 @@ class Results(Recovery):
         actions: list[TaskAction] = []
         if task is None or event.attempt != task.attempt:
             return actions
+        if task.status is not TaskStatus.STARTING and not (task.status is TaskStatus.RUNNING and task.prompt_resends):
+            return actions
+        prompt = self._sent_prompts.get(task.id)
+        if event.transient and not event.unknown_agent and prompt is not None and self._retry_host_call(
+                task, "prompting its child", event.error, now, actions, prompt=prompt):
+            return actions
+        error = self._host_gave_up(task, event.error, now)
         if task.status is TaskStatus.STARTING:
             reason = EndReason.AGENT_UNKNOWN if event.unknown_agent else EndReason.PROMPT_REJECTED
-            self._end(task, TaskEvent.PROMPT_REJECTED, reason, now, actions, error=event.error)
-        elif task.status is TaskStatus.RUNNING and task.prompt_resends:
-            self._end(task, TaskEvent.FAIL, EndReason.HOST_RESTARTED, now, actions, error=event.error)
+            self._end(task, TaskEvent.PROMPT_REJECTED, reason, now, actions, error=error)
+        else:
+            self._end(task, TaskEvent.FAIL, EndReason.HOST_RESTARTED, now, actions, error=error)
+        return actions
+
+    def _on_host_retry(self, task_id: str, now: float) -> list[TaskAction]:
+        """The backoff after a transient failure has passed: the same call once more, made safe to repeat."""
+        retry = self._host_retries.get(task_id)
+        task = self.index.tasks.get(task_id)
+        actions: list[TaskAction] = []
+        if retry is None or task is None or task.status not in SLOT_HOLDING or task.id in self._aborting:
+            return actions
+        prompt = retry.prompt
+        if prompt is None:
+            if task.status is TaskStatus.STARTING and task.session_id is None:
+                retry.calls += 1
+                actions.append(CreateChild(task.id, task.parent_session_id, child_title(task), task.directory,
+                                           adopt=True))  # the failed call may have created it
+        elif prompt.attempt == task.attempt and prompt.session_id == task.session_id:
+            retry.calls += 1
+            # A first prompt may have arrived although the call failed: look for its anchor first.
+            # A re-send (fallback, host restart) replaces its stored message, so it simply goes again.
+            first = task.status is TaskStatus.STARTING and len(task.attempts) == 1 and task.anchor_text is None
+            actions.append(replace(prompt, only_if_absent=prompt.only_if_absent or first))
         return actions
 
     def _on_abort_done(self, event: AbortDone, now: float) -> list[TaskAction]:

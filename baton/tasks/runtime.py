@@ -22,7 +22,7 @@ import structlog
 from baton.config import Config
 from baton.events import AssistantMessage, Event, PartUpdated, SessionCreated
 from baton.models import normalize_model
-from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError
+from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError, OpencodeUnavailable
 from baton.opencode.events import parse_status
 from baton.store import Store
 from baton.tasks.actions import (
@@ -162,8 +162,10 @@ class TaskRuntime:
                 title=action.title, parent_id=action.parent_session_id, directory=directory)
             self._parents[str(session["id"])] = (action.parent_session_id, directory)
             self._feed(ChildCreated(action.task_id, str(session["id"])))
-        except (OpencodeError, KeyError) as exc:
-            self._feed(ChildCreateFailed(action.task_id, str(exc)))
+        except OpencodeError as exc:
+            self._feed(ChildCreateFailed(action.task_id, _reason(exc), transient=_transient(exc)))
+        except KeyError as exc:
+            self._feed(ChildCreateFailed(action.task_id, f"opencode's answer has no session {_reason(exc)}"))
 
     async def _prompt_child(self, action: PromptChild) -> None:
         try:
@@ -184,7 +186,7 @@ class TaskRuntime:
             # rejection at all — prompt_async answers 204 and a generic UnknownError session.error
             # follows, which ends the task as failed with opencode's message. Launches check agents
             # against GET /agent first, so that needs an agent removed in between.
-            self._feed(PromptRejected(action.task_id, action.attempt, str(exc)))
+            self._feed(PromptRejected(action.task_id, action.attempt, _reason(exc), transient=_transient(exc)))
         else:
             self._feed(PromptAccepted(action.task_id, action.attempt))
 
@@ -400,6 +402,17 @@ class TaskRuntime:
         result, actions = step(time.time())
         self._run_actions(actions)
         return result
+
+
+def _transient(exc: OpencodeError) -> bool:
+    """No connection, a timeout or a 5xx: opencode restarting or overloaded, worth another try.
+    A 4xx is opencode's answer to this very request and would not change."""
+    return isinstance(exc, OpencodeUnavailable) or (isinstance(exc, OpencodeHTTPError) and exc.status >= 500)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's text for a task's error; its class when the text is empty (never blank)."""
+    return str(exc) or type(exc).__name__
 
 
 def _agent_model(row: Mapping[str, Any]) -> str | None:

@@ -92,9 +92,11 @@ from baton.tasks.model import (
 )
 from baton.tasks.notify import deliver_timer
 from baton.tasks.results import Results
+from baton.tasks.transient import host_retry_timer
 
 # Ended tasks kept per parent for background_output and `baton tasks --all` (spec §16).
 HISTORY_PER_PARENT = 100
+HOST_RETRY_PREFIX = host_retry_timer("")
 
 __all__ = ["CancelReport", "CancelRequest", "CancelledTask", "Scheduler", "TaskView"]
 
@@ -465,6 +467,8 @@ class Scheduler(Results):
     def _on_timer(self, event: TimerFired, now: float) -> list[TaskAction]:
         if event.key == TICK_KEY:
             return self._tick(now)
+        if event.key.startswith(HOST_RETRY_PREFIX):
+            return self._on_host_retry(event.key[len(HOST_RETRY_PREFIX):], now)
         prefix = deliver_timer("")
         if event.key.startswith(prefix):
             parent = self.notifier.parents.get(event.key[len(prefix):])

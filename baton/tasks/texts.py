@@ -131,6 +131,12 @@ def not_a_task_session(session: str) -> str:
             "be continued. Omit session_id to start a new task. Nothing was created.")
 
 
+def foreign_session(session: str, caller: str) -> str:
+    return (f"{_PREFIX} Not started: session {session} does not belong to the session tree of the caller "
+            f"({caller}), so it cannot be continued from here. Only the child sessions of tasks started in "
+            "this tree can be continued. Omit session_id to start a new task. Nothing was created.")
+
+
 def session_busy(session: str, task: Task) -> str:
     return (f"{_PREFIX} Not started: task {task.id} is still {task.status.value} in session {session}; "
             "two prompts would interleave. Wait for its notification, or read its progress with "

@@ -191,3 +191,55 @@ def test_foreground_tasks_take_slots_and_return_their_answer_without_notificatio
     result, _ = s.sched.foreground_result(fg.id, s.now)
     assert isinstance(result, str) and "direct answer" in result
     assert s.outbox == {} and fg.notify.value == "suppressed"
+
+
+def _ended_task_on(s: Sim, session: str, **kw: Any) -> None:
+    old = s.launch(**kw)
+    s.start(old, session)
+    s.answer(old)
+
+
+def test_continuing_a_session_of_another_tree_is_refused() -> None:
+    """session_id of a task started under another root cannot be continued: a clear error, nothing stored."""
+    s = Sim()
+    _ended_task_on(s, "ses_kept")
+    rows = dict(s.rows)
+    result, actions = s.launch_raw(session_id="ses_kept", subagent_type=None, parent_session_id="ses_stranger",
+                                   root_session_id="ses_stranger")
+    assert isinstance(result, ToolError) and actions == [] and s.rows == rows
+    assert "does not belong to the session tree of the caller (ses_stranger)" in result.message
+    assert "Omit session_id" in result.message
+
+
+def test_continuing_within_the_callers_tree_is_allowed() -> None:
+    """A descendant of the caller, or a task child elsewhere in the caller's root tree, can be continued."""
+    s = Sim()
+    _ended_task_on(s, "ses_kept")
+    inner = s.launch(parent_session_id="ses_kept", depth_of_parent=1)
+    s.start(inner, "ses_inner")
+    s.answer(inner)
+    deeper = s.launch(session_id="ses_inner", subagent_type=None)  # the caller P is its grandparent
+    assert deeper.session_id == "ses_inner" and deeper.parent_session_id == P
+    s.answer(deeper)
+    sibling = s.launch(session_id="ses_kept", subagent_type=None, parent_session_id="ses_sibling")
+    assert sibling.session_id == "ses_kept" and sibling.root_session_id == ROOT
+
+
+def test_a_task_stored_without_root_is_continued_only_by_its_ancestors() -> None:
+    """Rows from before roots were stored: the chain of parent tasks must lead to the caller."""
+    s = Sim()
+    _ended_task_on(s, "ses_kept")
+    old = s.sched.index.task_on("ses_kept")
+    assert old is not None
+    old.root_session_id = ""
+    result, _ = s.launch_raw(session_id="ses_kept", subagent_type=None, parent_session_id="ses_sibling")
+    assert isinstance(result, ToolError) and "does not belong" in result.message
+    assert s.launch(session_id="ses_kept", subagent_type=None).session_id == "ses_kept"
+
+
+def test_a_continuation_whose_caller_lineage_failed_is_refused() -> None:
+    """Ownership cannot be checked without the caller's root: fail closed."""
+    s = Sim()
+    _ended_task_on(s, "ses_kept")
+    result, _ = s.launch_raw(session_id="ses_kept", subagent_type=None, lineage_error="GET /session: 500")
+    assert isinstance(result, ToolError) and "ancestry" in result.message

@@ -135,9 +135,10 @@ class SchedulerMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ engine results
 
     @precondition(lambda self: bool(self.pending))
-    @rule(i=st.integers(0, 999), ok=st.integers(0, 3))
-    def resolve_io(self, i: int, ok: int) -> None:
-        """Mostly success (3 in 4), so tasks get far enough to complete and notify."""
+    @rule(i=st.integers(0, 999), ok=st.integers(0, 3), transient=st.booleans(), happened=st.booleans())
+    def resolve_io(self, i: int, ok: int, transient: bool = False, happened: bool = False) -> None:
+        """Mostly success (3 in 4), so tasks get far enough to complete and notify. A transient
+        failure (opencode restarting) may have happened at opencode all the same (a timed-out call)."""
         action = self.pending.pop(i % len(self.pending))
         if isinstance(action, CreateChild):
             if action.adopt and action.task_id in self.children:
@@ -147,10 +148,14 @@ class SchedulerMachine(RuleBasedStateMachine):
                 session = self.children.setdefault(action.task_id, f"ses_c{self.sessions}")
                 self.feed(ChildCreated(action.task_id, session))
             else:
-                self.feed(ChildCreateFailed(action.task_id, "HTTP 500"))
+                if transient and happened:
+                    self.sessions += 1
+                    self.children.setdefault(action.task_id, f"ses_c{self.sessions}")
+                error = "POST /session failed: ConnectError" if transient else "answered 400"
+                self.feed(ChildCreateFailed(action.task_id, error, transient=transient))
         elif isinstance(action, PromptChild):
             self.feed(PromptAccepted(action.task_id, action.attempt) if ok or action.only_if_absent
-                      else PromptRejected(action.task_id, action.attempt, "refused"))
+                      else PromptRejected(action.task_id, action.attempt, "refused", transient=transient))
         elif isinstance(action, AbortChild):
             self.feed(AbortDone(action.task_id, bool(ok)))
         elif isinstance(action, Deliver):
