@@ -1,16 +1,16 @@
-"""JSONC config files: read them, point into them, and report problems by file, line and column.
+"""Config problems by file, line and column: the error type, key paths, validation, unknown keys.
 
-json5 reports line and column for syntax errors, but a wrong *value* is found later, by
-pydantic, which only knows the key path. To name the line and column of that value we walk
-the source text again with a small scanner that understands what json5 accepts: ``//`` and
-``/* */`` comments, single- or double-quoted strings with escapes, unquoted keys and
-trailing commas. It never builds values; it only skips over them.
+Reading and parsing JSONC is :mod:`baton.jsonc`. A wrong *value* is found later, by pydantic,
+which only knows the key path: :class:`JsoncFile` turns that path back into a line and column
+with the file's :class:`~baton.jsonc.TextIndex`, which reads each object on the way once, so
+that reporting a thousand keys costs one pass over the text.
 
 Nothing here knows baton's keys: :mod:`baton.config` passes its models in.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import json5
 from pydantic import BaseModel, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from baton.jsonc import JsoncError, TextIndex, clean, parse, read_text
 
 __all__ = [
     "ConfigError",
@@ -37,6 +38,7 @@ __all__ = [
     "number_text",
     "parse_jsonc",
     "place",
+    "printable",
     "unknown_keys",
     "validate",
 ]
@@ -46,9 +48,6 @@ Segment = str | int
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
-# json5 words its errors as "<string>:LINE MESSAGE at column COL".
-_JSON5_ERROR = re.compile(r"^<string>:(?P<line>\d+) (?P<reason>.*) at column (?P<column>\d+)$", re.DOTALL)
-_SCALAR_END = frozenset(",:]}[{\"'/")
 _IDENTIFIER = re.compile(r"[A-Za-z_$][\w$-]*")
 
 
@@ -72,6 +71,20 @@ def place(
     return "".join(f"{part}: " for part in (where, key) if part)
 
 
+_UNPRINTABLE = {code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+                for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
+                             *range(0x2066, 0x206A)) if code != 0x09}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (tabs aside) and bidirectional overrides written as escapes.
+
+    For text that came from a user's file or command line and goes to a terminal: an escape
+    sequence or a line break in a key cannot restyle the terminal or fake another line.
+    """
+    return text.translate(_UNPRINTABLE)
+
+
 def key_path(keys: Sequence[Segment]) -> str:
     """``agents.build.fallback_models[0]``; odd names quoted: ``baton.model_fallbacks["p/m"]``."""
     out = ""
@@ -90,43 +103,26 @@ def number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-class JsoncSyntaxError(ValueError):
-    """The text is not JSONC; line and column are 1-based when json5 could tell them."""
-
-    def __init__(self, line: int | None, column: int | None, reason: str) -> None:
-        super().__init__(reason)
-        self.line = line
-        self.column = column
-        self.reason = reason
+JsoncSyntaxError = JsoncError
+"""The text is not JSONC (kept under its old name)."""
 
 
 def parse_jsonc(text: str) -> object:
-    """Parse JSONC text, turning json5's error wording into line, column and a short reason."""
-    try:
-        return json5.loads(text)
-    except ValueError as exc:
-        found = _JSON5_ERROR.match(str(exc))
-        if found is None:
-            raise JsoncSyntaxError(None, None, _lower_first(str(exc))) from None
-        reason = _lower_first(found["reason"]).replace('"\n"', "end of line")
-        raise JsoncSyntaxError(int(found["line"]), int(found["column"]), reason) from None
+    """The value of JSONC ``text``; a problem is a :class:`JsoncError` with line and column."""
+    return parse(text)[1]
 
 
-def load_jsonc(path: Path) -> tuple[str, dict[str, Any]]:
-    """The text of a JSONC file and its top-level object; any problem is a ConfigError."""
+def load_jsonc(path: Path) -> tuple[TextIndex, dict[str, Any]]:
+    """An index into a JSONC file's text, and its top-level object; any problem is a ConfigError."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError(path, None, None, None, "not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(path, None, None, None, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = parse_jsonc(text)
-    except JsoncSyntaxError as exc:
-        raise ConfigError(path, exc.line, exc.column, None, f"syntax error: {exc.reason}") from None
+        text = read_text(path)
+        cleaned, data = parse(text)
+    except JsoncError as exc:
+        raise ConfigError(path, exc.line, exc.column, None, exc.reason) from None
+    source = TextIndex(cleaned)
     if not isinstance(data, dict):
-        raise JsoncFile(path, text, (), {}).error((), "the top level must be an object")
-    return text, data
+        raise JsoncFile(path, source, (), {}).error((), "the top level must be an object")
+    return source, data
 
 
 def drop_nulls(value: Any) -> Any:
@@ -141,14 +137,17 @@ class JsoncFile:
     """One file's settings (found under ``prefix`` in ``text``), able to point into its text."""
 
     path: Path
-    text: str
+    source: TextIndex
     prefix: tuple[Segment, ...]
     settings: dict[str, Any]
 
     def where(self, keys: Sequence[Segment], *, key: bool = False) -> tuple[int | None, int | None]:
         """Line and column of the value at ``keys`` (or of its key), if it can be found."""
-        found = locate(self.text, (*self.prefix, *keys), key=key)
-        return found if found is not None else (None, None)
+        try:
+            offset = self.source.find((*self.prefix, *keys), key=key)
+        except (IndexError, ValueError, RecursionError):
+            return None, None
+        return (None, None) if offset is None else self.source.place(offset)
 
     def error(self, keys: Sequence[Segment], reason: str, *, key: bool = False) -> ConfigError:
         return ConfigError(self.path, *self.where(keys, key=key), key_path(keys) or None, reason)
@@ -243,21 +242,28 @@ def unknown_keys(data: object, model: type[BaseModel], path: tuple[Segment, ...]
     if not isinstance(data, dict):
         return out
     ignored: dict[str, str | None] = getattr(model, "_ignored", {})
-    internal: frozenset[str] = getattr(model, "_internal", frozenset())
-    fields = {info.alias or name: info for name, info in model.model_fields.items() if name not in internal}
+    fields = _file_fields(model)
     for key, value in data.items():
-        info = fields.get(key)
-        if info is None:
+        if key not in fields:
             note = ignored.get(key, "unknown key, ignored")
-            out += [((*path, key), note)] if note is not None else []
+            if note is not None:
+                out.append(((*path, key), note))
             continue
-        nested, is_map = _nested_model(info.annotation)
+        nested, is_map = fields[key]
         if nested is not None and is_map and isinstance(value, dict):
             for name, item in value.items():
                 out += unknown_keys(item, nested, (*path, key, name))
         elif nested is not None:
             out += unknown_keys(value, nested, (*path, key))
     return out
+
+
+@functools.cache
+def _file_fields(model: type[BaseModel]) -> dict[str, tuple[type[BaseModel] | None, bool]]:
+    """File key -> (the model it holds, whether a map of them) for each field a file may set."""
+    internal: frozenset[str] = getattr(model, "_internal", frozenset())
+    return {info.alias or name: _nested_model(info.annotation)
+            for name, info in model.model_fields.items() if name not in internal}
 
 
 def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
@@ -273,133 +279,18 @@ def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
 
 
 def locate(text: str, path: Sequence[Segment], *, key: bool = False) -> tuple[int, int] | None:
-    """1-based (line, column) of the value at ``path``, or of its key when ``key`` is true.
+    """1-based (line, column) of the value at ``path`` in JSONC ``text``, or of its key when ``key``.
 
-    A repeated key resolves to its last occurrence, as json5 keeps the last value.
+    A repeated key resolves to its last occurrence, as the parsed value keeps the last one.
     Returns None when the path is not in the text (or the text is not JSONC).
     """
-    scanner = _Scanner(text)
     try:
-        offset = scanner.find(scanner.skip_space(0), tuple(path), key)
-    except (IndexError, ValueError):
+        index = TextIndex(clean(text))
+        offset = index.find(path, key=key)
+    except (IndexError, ValueError, RecursionError):
         return None
-    if offset is None:
-        return None
-    line = text.count("\n", 0, offset) + 1
-    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, column
+    return None if offset is None else index.place(offset)
 
 
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
-
-
-class _Scanner:
-    """Skips over JSONC tokens by offset; raises IndexError/ValueError on text it cannot read."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def skip_space(self, i: int) -> int:
-        """First offset at or after ``i`` that is neither whitespace nor inside a comment."""
-        text = self.text
-        while i < len(text):
-            char = text[i]
-            if char.isspace() or char == "\ufeff":
-                i += 1
-            elif text.startswith("//", i):
-                end = text.find("\n", i)
-                i = len(text) if end < 0 else end + 1
-            elif text.startswith("/*", i):
-                end = text.find("*/", i + 2)
-                if end < 0:
-                    raise ValueError("unterminated comment")
-                i = end + 2
-            else:
-                break
-        return i
-
-    def skip_string(self, i: int) -> int:
-        """Offset just past the string that opens at ``i``."""
-        quote, text = self.text[i], self.text
-        i += 1
-        while text[i] != quote:
-            i += 2 if text[i] == "\\" else 1
-        return i + 1
-
-    def skip_value(self, i: int) -> int:
-        """Offset just past the value that starts at ``i``."""
-        char = self.text[i]
-        if char == "{":
-            return self._members(i, None)[0]
-        if char == "[":
-            return self._elements(i, None)[0]
-        if char in "\"'":
-            return self.skip_string(i)
-        start = i
-        while i < len(self.text) and not self.text[i].isspace() and self.text[i] not in _SCALAR_END:
-            i += 1
-        if i == start:
-            raise ValueError("expected a value")
-        return i
-
-    def find(self, i: int, path: tuple[Segment, ...], key: bool) -> int | None:
-        """Offset of the value (or key) at ``path`` below the value starting at ``i``."""
-        if not path:
-            return i
-        head, rest = path[0], path[1:]
-        char = self.text[i]
-        if isinstance(head, str) and char == "{":
-            hit = self._members(i, head)[1]
-        elif isinstance(head, int) and char == "[":
-            hit = self._elements(i, head)[1]
-        else:
-            return None
-        if hit is None:
-            return None
-        key_at, value_at = hit
-        if key and not rest:
-            return key_at
-        return self.find(value_at, rest, key)
-
-    def _members(self, i: int, wanted: str | None) -> tuple[int, tuple[int, int] | None]:
-        """Skip the object at ``i``; also return (key, value) offsets of the last ``wanted`` key."""
-        hit: tuple[int, int] | None = None
-        i = self.skip_space(i + 1)
-        while self.text[i] != "}":
-            key_at = i
-            if self.text[i] in "\"'":
-                i = self.skip_string(i)
-                name = json5.loads(self.text[key_at:i])
-            else:
-                i = self.skip_value(i)
-                name = self.text[key_at:i]
-            i = self.skip_space(i)
-            if self.text[i] != ":":
-                raise ValueError("expected ':'")
-            value_at = self.skip_space(i + 1)
-            if name == wanted:
-                hit = (key_at, value_at)
-            i = self._after_item(self.skip_value(value_at), "}")
-        return i + 1, hit
-
-    def _elements(self, i: int, wanted: int | None) -> tuple[int, tuple[int, int] | None]:
-        """Skip the list at ``i``; also return the offset of element ``wanted`` (twice)."""
-        hit: tuple[int, int] | None = None
-        i = self.skip_space(i + 1)
-        index = 0
-        while self.text[i] != "]":
-            if index == wanted:
-                hit = (i, i)
-            i = self._after_item(self.skip_value(i), "]")
-            index += 1
-        return i + 1, hit
-
-    def _after_item(self, i: int, closing: str) -> int:
-        """Step over the separator after an item; returns the offset of the next item or ``closing``."""
-        i = self.skip_space(i)
-        if self.text[i] == ",":
-            return self.skip_space(i + 1)
-        if self.text[i] != closing:
-            raise ValueError(f"expected ',' or {closing!r}")
-        return i

@@ -49,7 +49,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int) -> int:
-    err.print(f"[bold red]baton:[/] {message}")
+    from rich.text import Text
+
+    from baton.config import printable
+
+    # The message may quote a user's key, value or path: printed as Text, "[/x]" in it is no markup.
+    err.print(Text.assemble(("baton:", "bold red"), " ", printable(message)))
     return code
 
 
@@ -146,8 +151,12 @@ def check(path: Path | None = None, *, project: Path | None = None) -> int:
         config = load_config(project or Path.cwd(), explicit=path, env=dict(os.environ))
     except ConfigError as exc:
         return _fail(str(exc), 2)
-    for line in describe(config):
-        out.print(line, markup=False)
+    from baton.config import printable
+
+    # Plain text written as it is: keys and values from the file are neither markup nor emoji
+    # codes, and a file with thousands of agents is not laid out by rich line by line.
+    out.file.write("".join(printable(line) + "\n" for line in describe(config)))
+    out.file.flush()
     return 0
 
 

@@ -44,6 +44,7 @@ from baton._jsonc_locate import (
     drop_nulls,
     key_path,
     load_jsonc,
+    printable,
     unknown_keys,
     validate,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "RuntimeFallbackConfig",
     "json_schema",
     "load_config",
+    "printable",
 ]
 
 DEFAULT_CATEGORY_AGENT = "general"
@@ -318,9 +320,7 @@ def load_config(
     env = os.environ if env is None else env
     home = home if home is not None else Path(env.get("HOME") or Path.home())
     warnings: list[str] = []
-    if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(explicit, None, None, None, "no such file")
+    if explicit is not None:  # anything but a readable regular file is an error, named as what it is
         files = [_read(explicit, None, warnings)]
     else:
         files = []
@@ -331,11 +331,13 @@ def load_config(
             files += [_read(path, path is omo, warnings) for path in (legacy, omo) if path is not None]
     merged: dict[str, Any] = {}
     seen: set[tuple[str, str]] = set()
+    checked: tuple[dict[str, Any], Config] | None = None
     for file in files:
-        validate(Config, _file_keys(file.settings), file)
+        keys = _file_keys(file.settings)
+        checked = keys, validate(Config, keys, file)
         _collect_warnings(file, warnings, seen)
         _merge(merged, file.settings)
-    return _finish(merged, files, warnings)
+    return _finish(merged, files, warnings, checked if len(files) == 1 else None)
 
 
 _Opt = Path | None
@@ -382,12 +384,12 @@ def _nearest_omo(start: Path, home: Path) -> Path | None:
 
 def _read(path: Path, section: bool | None, warnings: list[str]) -> JsoncFile:
     """One file's settings; ``section`` True/False = 4.x/legacy, None = decide by ``"[opencode]"``."""
-    text, data = load_jsonc(path)
+    source, data = load_jsonc(path)
     if section is None:
         section = OPENCODE_SECTION in data
     if not section:
-        return JsoncFile(path, text, (), _clean(data))
-    top = JsoncFile(path, text, (), data)
+        return JsoncFile(path, source, (), _clean(data))
+    top = JsoncFile(path, source, (), data)
     settings = data.get(OPENCODE_SECTION)
     if not isinstance(settings, dict | None):
         raise top.error((OPENCODE_SECTION,), "must be an object")
@@ -395,7 +397,7 @@ def _read(path: Path, section: bool | None, warnings: list[str]) -> JsoncFile:
     if stray:
         note = f'settings outside "{OPENCODE_SECTION}" are ignored in this file'
         warnings.append(top.warning((stray[0],), note))
-    return JsoncFile(path, text, (OPENCODE_SECTION,), _clean(settings or {}))
+    return JsoncFile(path, source, (OPENCODE_SECTION,), _clean(settings or {}))
 
 
 def _clean(settings: dict[str, Any]) -> dict[str, Any]:
@@ -443,8 +445,8 @@ def _as_dict(value: object) -> dict[str, Any]:
 def _merge(into: dict[str, Any], settings: Mapping[str, Any]) -> None:
     """The higher file wins per top-level key; ``agents``/``categories``/``baton`` merge deeply."""
     for key, value in settings.items():
-        if key == "disabled_hooks":
-            into[key] = [*into.get(key, []), *(v for v in value if v not in into.get(key, []))]
+        if key == "disabled_hooks":  # validated: a list of strings
+            into[key] = list(dict.fromkeys([*into.get(key, []), *value]))
         elif key in _DEEP_KEYS:
             into[key] = _deep_merge(into.get(key), value)
         else:
@@ -458,8 +460,13 @@ def _deep_merge(lower: object, higher: object) -> object:
     return higher
 
 
-def _finish(merged: dict[str, Any], files: Sequence[JsoncFile], warnings: list[str]) -> Config:
-    """Apply the rules that span keys, and build the final Config."""
+def _finish(merged: dict[str, Any], files: Sequence[JsoncFile], warnings: list[str],
+            checked: tuple[dict[str, Any], Config] | None) -> Config:
+    """Apply the rules that span keys, and build the final Config.
+
+    ``checked`` is the one file's settings and their Config, reused when nothing changed them
+    (validating a large file is most of the time it takes to load).
+    """
     section = merged.get("runtime_fallback")
     explicit = section is True or (isinstance(section, dict) and section.get("enabled") is True)
     if _HOOK_NAME in merged.get("disabled_hooks", ()):
@@ -470,7 +477,11 @@ def _finish(merged: dict[str, Any], files: Sequence[JsoncFile], warnings: list[s
     if merged.get("model_fallback") is True:
         warnings.append("model_fallback: true has no effect here: baton has one fallback policy "
                         "(runtime_fallback); turn it off so that oh-my-opencode does not run its own")
-    config = validate(Config, _file_keys(merged), files[0] if len(files) == 1 else None)
+    keys = _file_keys(merged)
+    if checked is not None and keys == checked[0]:
+        config = checked[1]
+    else:
+        config = validate(Config, keys, files[0] if len(files) == 1 else None)
     return config.model_copy(update={
         "sources": tuple(file.path for file in files),
         "warnings": tuple(warnings),
