@@ -80,6 +80,13 @@ _MIGRATIONS: tuple[str, ...] = (
 JOURNAL_KEEP = 20_000
 # A heal that failed (the disk is still full) is tried again this many seconds later.
 HEAL_RETRY_S = 5.0
+# What heal says of a file that went away: when it notices, when rewriting fails, when it worked.
+_LOST = {
+    "deleted": ("store file was deleted; recreating", "store file was deleted; recreating it failed",
+                "the deleted file was recreated and re-persisted"),
+    "replaced": ("store file was replaced; rewriting it", "store file was replaced; rewriting it failed",
+                 "the replaced file was rewritten with baton's state"),
+}
 
 _UPSERT_TASK = (
     "INSERT INTO tasks(id, parent_session_id, status, row, updated) VALUES (?, ?, ?, ?, ?) "
@@ -156,16 +163,6 @@ def _object(text: Any) -> dict[str, Any]:
     return data
 
 
-def _task_id_of(text: str) -> str | None:
-    """The task an outbox row belongs to (None for a row that does not parse: it is set aside later)."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    task_id = data.get("task_id") if isinstance(data, dict) else None
-    return str(task_id) if task_id is not None else None
-
-
 class Store:
     """baton's durable state under ``--state-dir``.
 
@@ -181,7 +178,8 @@ class Store:
         self.problem: str | None = None
         self._mirror = Mirror()
         self._retry_at = 0.0
-        self._lost: str | None = None  # "deleted" / "replaced" until the file is reopened
+        self._lost: str | None = None  # "deleted" / "replaced" until the mirror is in the new file
+        self._reopen_pending = False  # the connection is to a file that is gone
         self._warned: set[tuple[str, str]] = set()
         self._writes = 0
         self._db = self._connect()
@@ -243,7 +241,7 @@ class Store:
             except (TypeError, ValueError) as exc:
                 self._set_aside("tasks", str(tid), str(text), f"bad column: {exc}")
         for bid, parent, state, text in boxes:
-            m.outbox[str(bid)] = BoxRow(str(parent), str(state), str(text), _task_id_of(str(text)))
+            m.outbox[str(bid)] = BoxRow.stored(str(parent), str(state), str(text))
         for model, until, reason, updated in cools:
             try:
                 m.save_cooldown(str(model), float(until), str(reason), float(updated))
@@ -299,24 +297,21 @@ class Store:
         identity = self._stat()
         if self._lost is None and identity != self._identity:
             self._lost = "deleted" if identity is None else "replaced"
-            self._degrade("store file was deleted; recreating" if identity is None
-                          else "store file was replaced; rewriting it")
+            self._reopen_pending = True
+            self._degrade(_LOST[self._lost][0])
             self._retry_at = now
         if self.problem is None or now < self._retry_at:
             return
         try:
-            if self._lost is not None:
+            if self._reopen_pending:
                 self._reopen()
             _transaction(self._db, self._persist_all)
         except (StoreError, sqlite3.Error) as exc:
             self._retry_at = now + HEAL_RETRY_S
-            lost = f"store file was {self._lost}; reopening failed" if self._lost else "store write failed"
-            self.problem = f"{lost}: {exc}"
+            self.problem = f"{_LOST[self._lost][1] if self._lost else 'store write failed'}: {exc}"
             return
-        how = {"deleted": "the deleted file was recreated and re-persisted",
-               "replaced": "the replaced file was rewritten with baton's state"}.get(self._lost or "", "")
-        log.info("store recovered" + (f": {how}" if how else ""), path=str(self.path), tasks=len(self._mirror.tasks),
-                 journal_lost=self._mirror.journal_dropped)
+        log.info("store recovered" + (f": {_LOST[self._lost][2]}" if self._lost else ""), path=str(self.path),
+                 tasks=len(self._mirror.tasks), journal_lost=self._mirror.journal_dropped)
         self._mirror.written()
         self.problem = None
         self._lost = None
@@ -330,16 +325,17 @@ class Store:
             with contextlib.suppress(OSError):
                 os.unlink(f"{self.path}{suffix}")
         self._db = self._connect()
-        self._identity = self._stat()
+        self._identity = self._stat()  # only now: a closed file's inode number may come back for the new one
+        self._reopen_pending = False
 
     def _persist_all(self, db: sqlite3.Connection) -> None:
         """The file's tasks and outbox become the mirror's; cooldowns, journal and quarantine are added."""
         m = self._mirror
         db.execute("DELETE FROM tasks")
         db.execute("DELETE FROM outbox")
-        db.executemany(_UPSERT_TASK, [(k, r.parent_session_id, r.status, r.row, r.updated) for k, r in m.tasks.items()])
-        db.executemany(_UPSERT_BOX, [(k, r.parent_session_id, r.state, r.row) for k, r in m.outbox.items()])
-        db.executemany(_UPSERT_COOLDOWN, [(k, c.until, c.reason, c.updated) for k, c in m.cooldowns.items()])
+        db.executemany(_UPSERT_TASK, [r.params(k) for k, r in m.tasks.items()])
+        db.executemany(_UPSERT_BOX, [r.params(k) for k, r in m.outbox.items()])
+        db.executemany(_UPSERT_COOLDOWN, [c.params(k) for k, c in m.cooldowns.items()])
         self._insert_journal(db, list(m.journal))
         # Ids of a file that was replaced mean nothing in the new one: keep the copies, delete nothing.
         _quarantine(db, m.quarantine, delete=self._lost is None)
@@ -399,17 +395,13 @@ class Store:
         self, rows: Iterable[tuple[str, dict[str, Any]]], outbox: Iterable[dict[str, Any]], now: float
     ) -> None:
         """Upsert task rows and outbox rows in one transaction: the scheduler's durable state."""
-        tasks = [(tid, TaskRow(str(row.get("parent_session_id", "")), str(row.get("status", "")),
-                               json.dumps(row, separators=(",", ":")), now)) for tid, row in rows]
-        boxes = [(str(row["id"]), BoxRow(str(row.get("parent_session_id", "")), str(row.get("state", "")),
-                                         json.dumps(row, separators=(",", ":")),
-                                         None if row.get("task_id") is None else str(row["task_id"])))
-                 for row in outbox]
+        tasks = [(tid, TaskRow.of(row, now)) for tid, row in rows]
+        boxes = [(str(row["id"]), BoxRow.of(row)) for row in outbox]
         self._mirror.save_tasks(tasks, boxes)
 
         def work(db: sqlite3.Connection) -> None:
-            db.executemany(_UPSERT_TASK, [(k, r.parent_session_id, r.status, r.row, r.updated) for k, r in tasks])
-            db.executemany(_UPSERT_BOX, [(k, r.parent_session_id, r.state, r.row) for k, r in boxes])
+            db.executemany(_UPSERT_TASK, [r.params(k) for k, r in tasks])
+            db.executemany(_UPSERT_BOX, [r.params(k) for k, r in boxes])
 
         self._write(work)
 

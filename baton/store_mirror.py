@@ -8,9 +8,11 @@ holds, so a rewrite costs no serialisation and the copy is no bigger than the fi
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["JOURNAL_BUFFER", "BoxRow", "Cooldown", "JournalRow", "Mirror", "QuarantineRow", "TaskRow"]
 
@@ -30,6 +32,14 @@ class TaskRow:
     row: str
     updated: float
 
+    @classmethod
+    def of(cls, row: dict[str, Any], now: float) -> TaskRow:
+        return cls(str(row.get("parent_session_id", "")), str(row.get("status", "")), _dumps(row), now)
+
+    def params(self, task_id: str) -> tuple[str, str, str, str, float]:
+        """Values for the ``tasks`` upsert."""
+        return task_id, self.parent_session_id, self.status, self.row, self.updated
+
 
 @dataclass(frozen=True, slots=True)
 class BoxRow:
@@ -39,12 +49,40 @@ class BoxRow:
     task_id: str | None
     """Kept apart so that forgetting a task finds its notification rows without parsing them."""
 
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> BoxRow:
+        task_id = row.get("task_id")
+        return cls(str(row.get("parent_session_id", "")), str(row.get("state", "")), _dumps(row),
+                   None if task_id is None else str(task_id))
+
+    @classmethod
+    def stored(cls, parent_session_id: str, state: str, text: str) -> BoxRow:
+        """A row read from the file (one that does not parse belongs to no task: it is set aside later)."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        return cls(parent_session_id, state, text, None if task_id is None else str(task_id))
+
+    def params(self, box_id: str) -> tuple[str, str, str, str]:
+        """Values for the ``outbox`` upsert."""
+        return box_id, self.parent_session_id, self.state, self.row
+
 
 @dataclass(frozen=True, slots=True)
 class Cooldown:
     until: float
     reason: str
     updated: float
+
+    def params(self, model: str) -> tuple[str, float, str, float]:
+        """Values for the ``model_health`` upsert."""
+        return model, self.until, self.reason, self.updated
+
+
+def _dumps(row: dict[str, Any]) -> str:
+    return json.dumps(row, separators=(",", ":"))
 
 
 @dataclass

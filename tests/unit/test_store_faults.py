@@ -252,6 +252,23 @@ def test_deleted_file_is_recreated_with_every_row(tmp_path: Path, what: str) -> 
     assert events(logs, "info") == ["store recovered: the deleted file was recreated and re-persisted"]
 
 
+def test_file_deleted_on_a_full_disk_is_recreated_once_space_returns(disk: Disk) -> None:
+    """Closing the deleted file frees its space, so the mirror holds more than that: the rewrite fails."""
+    path = disk.root / "baton.db"
+    big = [(f"bg_big{i}", {**task(f"bg_big{i}"), "prompt": "x" * 150_000}) for i in range(3)]
+    with Store(path) as store:
+        fill_some(store)
+        path.unlink()
+        disk.fill()
+        store.save_tasks(big, (), NOW)
+        store.heal(NOW)
+        assert store.problem is not None and store.problem.startswith("store file was deleted; recreating it failed")
+        disk.free()
+        store.heal(NOW + HEAL_RETRY_S)
+        assert store.problem is None
+        assert contents(path)["tasks"] == ["bg_1", "bg_2", "bg_big0", "bg_big1", "bg_big2"]
+
+
 def test_state_dir_that_cannot_be_recreated_keeps_the_store_degraded(tmp_path: Path) -> None:
     """The state dir replaced by a regular file: heal says why, raises nothing, and recovers later."""
     path = tmp_path / "state" / "baton.db"
@@ -261,12 +278,32 @@ def test_state_dir_that_cannot_be_recreated_keeps_the_store_degraded(tmp_path: P
         path.parent.write_text("not a directory")
         store.heal(NOW)
         assert store.problem is not None
-        assert store.problem.startswith("store file was deleted; reopening failed: cannot create the state directory")
+        assert store.problem.startswith(
+            "store file was deleted; recreating it failed: cannot create the state directory")
         store.save_tasks([("bg_3", task("bg_3"))], (), NOW)
         path.parent.unlink()
         store.heal(NOW + HEAL_RETRY_S)
         assert store.problem is None
         assert contents(path)["tasks"] == ["bg_1", "bg_2", "bg_3"]
+
+
+def test_file_moved_back_after_a_failed_reopen_is_opened_again(tmp_path: Path) -> None:
+    """The file back under its old inode while the store's connection is closed: same identity, new connection."""
+    path = tmp_path / "state" / "baton.db"
+    aside = tmp_path / "aside.db"
+    with Store(path) as store:
+        fill_some(store)
+        os.rename(path, aside)
+        shutil.rmtree(path.parent)
+        path.parent.write_text("in the way")
+        store.heal(NOW)
+        assert store.problem is not None
+        path.parent.unlink()
+        path.parent.mkdir()
+        os.rename(aside, path)
+        store.heal(NOW + HEAL_RETRY_S)
+        assert store.problem is None
+        assert contents(path)["tasks"] == ["bg_1", "bg_2"]
 
 
 def test_replaced_file_is_detected_and_rewritten(tmp_path: Path) -> None:
