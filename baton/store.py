@@ -185,7 +185,11 @@ class Store:
         self._db = self._connect()
         self._identity = self._stat()
         if not readonly:
-            self._load_mirror()
+            try:
+                self._load_mirror()
+            except StoreError:
+                self._db.close()
+                raise
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
