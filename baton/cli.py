@@ -96,7 +96,6 @@ def serve_cmd(
         Seconds without any event or heartbeat from opencode (it beats every 10 s) before the
         stream counts as dead and baton reconnects.
     """
-    configure_logging()
     options = ServeOptions(
         opencode_url=opencode_url, config_path=config, listen=listen, state_dir=state_dir,
         connect_timeout=connect_timeout, project_dir=project, announce=lambda line: print(line, flush=True),
@@ -254,7 +253,6 @@ def _offline_scheduler(state_dir: Path | None) -> tuple[Store, Scheduler] | None
     path = (state_dir or default_state_dir(dict(os.environ))) / "baton.db"
     if not path.exists():
         return None
-    configure_logging()  # a row the store skips is reported on stderr, not in the --json output
     store = Store(path)
     config = load_config(None, env={}, home=Path("/nonexistent"))
     tasks = store.load_tasks(Task.from_row)
@@ -359,6 +357,8 @@ def tasks_cancel(task_id: str, *, listen: str = DEFAULT_LISTEN, state_dir: Path 
             store.save_tasks((), action.rows, time.time())
     if isinstance(report, ToolError):
         return _fail(report.message, 2)
+    if store.problem is not None:
+        return _fail(f"the cancel could not be saved: {store.problem}", 2)
     out.print(report.text + "\n(baton serve is not running: the child session was not stopped)", markup=False)
     return 0
 
@@ -439,5 +439,10 @@ def demo(*, keep: bool = False) -> int:
 
 
 def main() -> None:
-    code = app(result_action="return_value")
+    """The CLI's one boundary: a store or config problem is a line and exit 2, never a traceback."""
+    configure_logging()
+    try:
+        code = app(result_action="return_value")
+    except (StoreError, ConfigError) as exc:
+        code = _fail(str(exc), 2)
     sys.exit(code if isinstance(code, int) else 0)

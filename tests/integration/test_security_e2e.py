@@ -28,6 +28,8 @@ def test_only_healthz_answers_without_the_token(opencode: OpencodeServer, tmp_pa
                              ("POST", "/tasks/bg_x/cancel"), ("POST", "/mcp")]:
             response = httpx2.request(method, base + path, timeout=5)
             assert response.status_code == 401, (method, path, response.text)
+        rebinding = httpx2.post(base + "/mcp", headers={**baton.headers, "Host": "evil.example"}, timeout=5)
+        assert rebinding.status_code == 421  # also with the token: a rebinding page could not have it anyway
         code, minimal = baton.healthz(authed=False)
         assert code == 200 and minimal == {"attached": True}
         code, details = baton.healthz()

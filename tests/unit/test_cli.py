@@ -83,3 +83,16 @@ def test_doctor_without_opencode_says_what_to_do(tmp_path: Path) -> None:
     result = baton("doctor", "--opencode-url", "http://127.0.0.1:9", "--listen", "127.0.0.1:9", home=tmp_path)
     assert result.returncode == 1
     assert "FAIL opencode at http://127.0.0.1:9" in result.stdout and "opencode serve --port 4096" in result.stdout
+
+
+@pytest.mark.parametrize("command", [("tasks",), ("explain",), ("status",), ("tasks", "show", "bg_1")])
+def test_a_store_from_a_newer_baton_is_a_clear_error_in_every_reader(tmp_path: Path, command: tuple[str, ...]) -> None:
+    import sqlite3
+
+    state = tmp_path / "state"
+    state.mkdir()
+    with sqlite3.connect(state / "baton.db") as db:
+        db.execute("PRAGMA user_version = 999")
+    result = baton(*command, "--state-dir", str(state), home=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "newer baton" in result.stderr and "Traceback" not in result.stderr
