@@ -53,7 +53,7 @@ from baton.events import (
 from baton.fallback.errors import ErrorType, classify_error, retry_after_ms
 from baton.fallback.retry_status import retry_key
 from baton.fallback.state import Session, SessionSnapshot, Turn
-from baton.fallback.switching import NO_ACTIONS, Switcher, watchdog_key
+from baton.fallback.switching import NO_ACTIONS, Switcher, resend_retry_key, watchdog_key
 from baton.models import same_model
 
 __all__ = ["FallbackPolicy"]
@@ -149,9 +149,14 @@ class FallbackPolicy(Switcher):
 
     def _on_deleted(self, event: SessionDeleted, now: float) -> list[Action]:
         session = self.sessions.pop(event.session_id, None)
-        if session is not None and session.fb is not None and session.fb.watchdog_at is not None:
-            return [CancelTimer(watchdog_key(session.id))]
-        return NO_ACTIONS
+        if session is None or session.fb is None:
+            return NO_ACTIONS
+        actions: list[Action] = []
+        if session.fb.watchdog_at is not None:
+            actions.append(CancelTimer(watchdog_key(session.id)))
+        if session.fb.resend_retry_at is not None:
+            actions.append(CancelTimer(resend_retry_key(session.id)))
+        return actions
 
     def _sweep(self, now: float) -> None:
         """Forget sessions unseen for 30 minutes, keys and id sets included (§6.9)."""
@@ -241,6 +246,7 @@ class FallbackPolicy(Switcher):
             fb.retry_key = None
             fb.replaced.clear()
             fb.decided.clear()
+            self._drop_resend_retry(fb, actions, session.id)  # a retry re-sends the turn it was for only
             if not self._is_own_model(session, model):
                 self._manual_change(session, model, now, actions, "a prompt chose another model")
         if self.settings.cooldown_seconds > 0 and self.cooldowns.is_cooling(model, now):
@@ -261,6 +267,8 @@ class FallbackPolicy(Switcher):
         old = session.fb
         if old is not None and old.watchdog_at is not None:
             actions.append(CancelTimer(watchdog_key(session.id)))
+        if old is not None:
+            self._drop_resend_retry(old, actions, session.id)
         session.fb = self._new_state(session, model)
         if old is not None and old.in_flight is not None:
             # The re-send still runs: no second switch may start before it reports (§6.8).
@@ -349,7 +357,7 @@ class FallbackPolicy(Switcher):
             return NO_ACTIONS
         message_id, failing = self._attribute(session, None)
         return self._on_failure(
-            session, now, error=event.error, message_id=message_id, failing=failing, terminal=True
+            session, now, error=event.error, message_id=message_id, failing=failing, terminal=True, named=False
         )
 
     def _on_assistant(self, event: AssistantMessage, now: float) -> list[Action]:
@@ -447,11 +455,14 @@ class FallbackPolicy(Switcher):
         key: str | None = None,
         parent_id: str | None = None,
         signal: bool = False,
+        named: bool = True,
     ) -> list[Action]:
         """One decision per failure (§6.4 rules 4–11).
 
         ``signal``: auto-retry text is retryable by definition (§4.4 rule 3), even when its
-        phrase ("usage limit", "limit reached") is not one of the §4.3 classes.
+        phrase ("usage limit", "limit reached") is not one of the §4.3 classes. ``named``: the
+        failure came with its assistant message; False for a ``session.error``, whose
+        ``message_id`` is only the newest message of the turn.
         """
         actions: list[Action] = []
         sid = session.id
@@ -470,6 +481,9 @@ class FallbackPolicy(Switcher):
             fb = session.fb = self._new_state(session, failing)
             if key is not None:
                 fb.retry_key = key
+        # opencode failing baton's own re-send at once is retried before any other reading (§6.3).
+        if terminal and not retryable and self._resend_failed(session, info, message_id, named, now, actions):
+            return actions
         turn = session.turn
         if terminal:
             dedupe_id = message_id or (f"turn:{turn.user_id}" if turn else None)

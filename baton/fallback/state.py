@@ -42,6 +42,10 @@ class Prepared:
     reason: str
     # The state was reset (a manual model change) while the call ran: its outcome commits nothing.
     stale: bool = False
+    # 0: a switch. n >= 2: try n of the same re-send on the same model, after opencode failed the
+    # previous one right away (see ``Switcher._resend_failed``).
+    retry: int = 0
+    abort: bool = False
 
 
 @dataclass(slots=True)
@@ -65,6 +69,14 @@ class FallbackState:
     replaced: set[str] = field(default_factory=set)
     decided: set[str] = field(default_factory=set)
     watchdog_at: float | None = None
+    # The latest switch's re-send: calls made (the switch's own is 1), when the newest was
+    # committed, whether it aborted the turn, a retry due at, and an error that arrived while
+    # it was in flight (decided once it commits).
+    resend_tries: int = 0
+    resent_at: float | None = None
+    resend_aborted: bool = False
+    resend_retry_at: float | None = None
+    failed_in_flight: str | None = None
 
 
 @dataclass(slots=True)

@@ -4,6 +4,15 @@ The mechanics under :class:`baton.fallback.policy.FallbackPolicy` (its base clas
 tentative from the decision to the executor's report (``ResendResult``): the chosen model is
 held in ``in_flight`` and committed only when opencode accepted the prompt (spec §6.3, §7). The
 watchdog is a ``Schedule`` action; firing it is an event like any other (§6.6).
+
+A re-send opencode fails right away is tried again (:meth:`Switcher._resend_failed`). Right
+after opencode restarts, baton's abort can land while opencode is still initialising, and the
+re-sent message then dies inside opencode (seen with 1.18.33: ``All fibers interrupted without
+error``, a ``session.error`` at ``sessionprompt.getmodel``) although the fallback model is fine. So an
+error that is not one a fallback acts on, arriving while the re-send is in flight or within
+:data:`RESEND_ERROR_WINDOW_S` of its commit and before the new model answered, re-sends the
+same message on the same model after a backoff, up to :data:`RESEND_TRIES` calls in all, each
+journaled. Past the bound the error is classified as usual.
 """
 
 from __future__ import annotations
@@ -13,19 +22,45 @@ from baton.chains import resolve_chain
 from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.events import ResendOutcome, ResendResult, StatusType, TimerFired
-from baton.fallback.state import FallbackState, Prepared, Session
+from baton.fallback.errors import ErrorInfo, ErrorType
+from baton.fallback.state import FallbackState, Prepared, Session, Turn
 from baton.models import same_model
 
-__all__ = ["NO_ACTIONS", "OWN_ABORT_GRACE_S", "Switcher", "watchdog_key"]
+__all__ = [
+    "NO_ACTIONS",
+    "OWN_ABORT_GRACE_S",
+    "RESEND_ERROR_WINDOW_S",
+    "RESEND_RETRY_FIRST_S",
+    "RESEND_TRIES",
+    "Switcher",
+    "resend_retry_key",
+    "watchdog_key",
+]
 
 # How long an abort baton sent is expected to echo back (an abort error, an empty completion, idle).
 OWN_ABORT_GRACE_S = 5.0
 # Returned (never mutated) when an event needs nothing done: no list built per event.
 NO_ACTIONS: list[Action] = []
+# A re-send opencode failed at once: calls in all (the switch's own is the first), the backoff
+# before the second (doubling), and how long after its commit an error still counts as "at once".
+RESEND_TRIES = 3
+RESEND_RETRY_FIRST_S = 0.5
+RESEND_ERROR_WINDOW_S = 10.0
+# Errors no re-send can help: a stop, and an overflow that opencode's compaction handles.
+_NOT_RESENT = frozenset({ErrorType.ABORT, ErrorType.CONTEXT_OVERFLOW})
 
 
 def watchdog_key(session_id: str) -> str:
     return f"watchdog:{session_id}"
+
+
+def resend_retry_key(session_id: str) -> str:
+    return f"resend-retry:{session_id}"
+
+
+def _answered(turn: Turn | None, model: str) -> bool:
+    """Visible output of ``model`` in the turn."""
+    return turn is not None and any(same_model(turn.assistants.get(mid), model) for mid in turn.outputs)
 
 
 def _short(model: str) -> str:
@@ -110,23 +145,34 @@ class Switcher:
             )
             return
         index, model = choice
-        self._token += 1
-        fb.in_flight = Prepared(self._token, index, model, failing, reason)
-        fb.awaiting = True
         if message_id is not None:
             fb.replaced.add(message_id)
-        if fb.watchdog_at is not None:
-            fb.watchdog_at = None
-            actions.append(CancelTimer(watchdog_key(sid)))
-        turn = session.turn
-        abort = session.status in (StatusType.BUSY, StatusType.RETRY)
-        if abort:
-            fb.own_abort_until = now + OWN_ABORT_GRACE_S
-        parts = tuple(turn.parts.values()) if turn is not None and turn.parts else None
+        self._drop_resend_retry(fb, actions, sid)
+        fb.resend_tries = 1
         actions.append(
             Note(sid, "switch", f"{failing} failed ({reason}); switching to {model}",
                  {"from": failing, "to": model, "attempt": fb.attempts + 1, "chain_source": fb.chain_source})
         )
+        self._send(session, index, model, failing, reason, 0, now, actions)
+
+    def _send(self, session: Session, index: int, model: str, failing: str, reason: str, retry: int, now: float,
+              actions: list[Action]) -> None:
+        """Hold the tentative choice in ``in_flight`` and ask for the abort (if running) and re-send."""
+        fb = session.fb
+        assert fb is not None
+        sid = session.id
+        turn = session.turn
+        abort = session.status in (StatusType.BUSY, StatusType.RETRY)
+        self._token += 1
+        fb.in_flight = Prepared(self._token, index, model, failing, reason, retry=retry, abort=abort)
+        fb.awaiting = True
+        fb.failed_in_flight = None
+        if fb.watchdog_at is not None:
+            fb.watchdog_at = None
+            actions.append(CancelTimer(watchdog_key(sid)))
+        if abort:
+            fb.own_abort_until = now + OWN_ABORT_GRACE_S
+        parts = tuple(turn.parts.values()) if turn is not None and turn.parts else None
         actions.append(
             Resend(
                 session_id=sid,
@@ -162,28 +208,37 @@ class Switcher:
                       "error", session.directory)
             )
             return actions
-        fb.index = prepared.index
-        fb.attempts += 1
-        fb.current = fb.pending = prepared.model
-        actions = [
-            Note(sid, "resent", f"message re-sent on {prepared.model} ({event.outcome.value})",
-                 {"model": prepared.model, "attempt": fb.attempts})
-        ]
-        turn = session.turn
-        answered = turn is not None and any(
-            same_model(turn.assistants.get(mid), prepared.model) for mid in turn.outputs
-        )
-        if answered:
+        fb.resent_at, fb.resend_aborted = now, prepared.abort
+        if prepared.retry:
+            fb.pending = prepared.model
+            actions = [
+                Note(sid, "resent", f"message re-sent again on {prepared.model} "
+                     f"(try {prepared.retry}/{RESEND_TRIES}, {event.outcome.value})",
+                     {"model": prepared.model, "attempt": fb.attempts, "try": prepared.retry})
+            ]
+        else:
+            fb.index = prepared.index
+            fb.attempts += 1
+            fb.current = fb.pending = prepared.model
+            actions = [
+                Note(sid, "resent", f"message re-sent on {prepared.model} ({event.outcome.value})",
+                     {"model": prepared.model, "attempt": fb.attempts})
+            ]
+        if _answered(session.turn, prepared.model):
             fb.awaiting = False
         elif self.settings.timeout_seconds > 0:
             fb.watchdog_at = now + self.settings.timeout_seconds
             actions.append(Schedule(watchdog_key(sid), fb.watchdog_at))
-        if self.settings.notify_on_fallback:
+        if self.settings.notify_on_fallback and not prepared.retry:
             actions.append(
                 Toast("baton: model switched",
                       f"{_short(prepared.failing)} is unavailable; continuing on {_short(prepared.model)}",
                       "warning", session.directory)
             )
+        failed, fb.failed_in_flight = fb.failed_in_flight, None
+        if failed is not None and fb.awaiting:
+            # opencode failed the turn while the call still ran: decide it now it is known accepted.
+            self._failed_in_flight(session, failed, now, actions)
         return actions
 
     def _clear_switch(self, fb: FallbackState, actions: list[Action], session_id: str) -> None:
@@ -193,11 +248,135 @@ class Switcher:
         if fb.watchdog_at is not None:
             fb.watchdog_at = None
             actions.append(CancelTimer(watchdog_key(session_id)))
+        self._drop_resend_retry(fb, actions, session_id)
+
+    def _drop_resend_retry(self, fb: FallbackState, actions: list[Action], session_id: str) -> None:
+        fb.failed_in_flight = None
+        if fb.resend_retry_at is not None:
+            fb.resend_retry_at = None
+            actions.append(CancelTimer(resend_retry_key(session_id)))
+
+    # ------------------------------------------------------------------ a re-send that failed at once
+
+    def _resend_failed(
+        self, session: Session, info: ErrorInfo, message_id: str | None, named: bool, now: float,
+        actions: list[Action],
+    ) -> bool:
+        """A turn's error that may be opencode failing baton's own re-send: True when handled here.
+
+        Applies to errors a fallback would not act on (the caller checked), other than a stop or
+        a context overflow, that arrive while the re-send is in flight or just committed and before
+        the new model answered. ``named``: the error came in an assistant message (``message_id``),
+        which must then be one of the re-sent model's; a ``session.error`` names none. Returns False
+        past :data:`RESEND_TRIES` calls, or when the rule does not apply: normal classification.
+        """
+        fb, turn = session.fb, session.turn
+        if fb is None or turn is None or info.type in _NOT_RESENT:
+            return False
+        prepared = fb.in_flight
+        if prepared is not None:
+            target: str | None = None if prepared.stale else prepared.model
+        elif fb.resend_retry_at is not None:
+            target = fb.current  # a retry is already due: this is the same failure again
+        elif fb.awaiting and fb.resent_at is not None and now - fb.resent_at <= RESEND_ERROR_WINDOW_S:
+            target = fb.current
+        else:
+            target = None
+        if target is None or _answered(turn, target):
+            return False
+        if named and (message_id in fb.replaced or not same_model(turn.assistants.get(message_id or ""), target)):
+            return False
+        text = info.message[:200] or info.name or "an error without a message"
+        if fb.resend_retry_at is not None:
+            actions.append(Note(session.id, "ignored", f"{target} failed again ({text}) before the retry was due"))
+            return True
+        if prepared is not None:
+            fb.failed_in_flight = text  # decided once the call reports (a refusal makes it moot)
+            return True
+        if fb.resend_tries >= RESEND_TRIES:
+            actions.append(self._gave_up(session.id, target, text, fb.resend_tries))
+            return False
+        self._retry_resend(session, text, message_id, now, actions)
+        return True
+
+    @staticmethod
+    def _gave_up(sid: str, model: str, text: str, tries: int) -> Note:
+        return Note(sid, "resend_gave_up", f"re-send on {model} failed again with {text} after {tries} tries; "
+                    "no more retries", {"model": model, "tries": tries})
+
+    def _retry_resend(self, session: Session, text: str, message_id: str | None, now: float,
+                      actions: list[Action]) -> None:
+        """Schedule the next try of the re-send after a backoff (the caller checked the bound)."""
+        fb, turn = session.fb, session.turn
+        assert fb is not None and turn is not None
+        sid = session.id
+        upcoming = fb.resend_tries + 1
+        delay = RESEND_RETRY_FIRST_S * 2 ** (upcoming - 2)
+        if message_id is not None:
+            fb.replaced.add(message_id)
+        fb.decided.discard(f"turn:{turn.user_id}")  # the next failure of the re-send is a new one
+        if fb.watchdog_at is not None:
+            fb.watchdog_at = None
+            actions.append(CancelTimer(watchdog_key(sid)))
+        fb.resend_retry_at = now + delay
+        after = "baton's abort" if fb.resend_aborted else "baton's re-send"
+        actions.append(
+            Note(sid, "resend_retry", f"re-send on {fb.current} failed with {text} right after {after}; "
+                 f"retrying ({upcoming}/{RESEND_TRIES}) in {delay:g}s",
+                 {"model": fb.current, "try": upcoming, "tries": RESEND_TRIES, "delay": delay})
+        )
+        actions.append(Schedule(resend_retry_key(sid), fb.resend_retry_at))
+
+    def _failed_in_flight(self, session: Session, text: str, now: float, actions: list[Action]) -> None:
+        """An error that arrived while the (now accepted) re-send ran: retry, or classify it as usual."""
+        fb = session.fb
+        assert fb is not None
+        if fb.resend_tries < RESEND_TRIES:
+            self._retry_resend(session, text, None, now, actions)
+            return
+        actions.append(self._gave_up(session.id, fb.current, text, fb.resend_tries))
+        actions.append(Note(session.id, "not_retryable",
+                            f"{fb.current} failed with an error that is not retryable: {text}", {"model": fb.current}))
+        self._clear_switch(fb, actions, session.id)
+
+    def _on_resend_retry(self, session: Session, now: float) -> list[Action]:
+        """The backoff passed: the same message once more on the same model, unless that is moot now."""
+        fb, turn = session.fb, session.turn
+        if fb is None or fb.resend_retry_at is None:
+            return NO_ACTIONS
+        fb.resend_retry_at = None
+        if turn is None or fb.in_flight is not None or not fb.awaiting:
+            return NO_ACTIONS
+        sid, model = session.id, fb.current
+        actions: list[Action] = []
+        if _answered(turn, model):
+            self._clear_switch(fb, actions, sid)
+            return actions
+        if session.status in (StatusType.BUSY, StatusType.RETRY):
+            # The turn runs after all (the error was the old turn's): let the watchdog judge it.
+            actions.append(Note(sid, "resend_running", f"the re-send on {model} is running after all; not retrying"))
+            if self.settings.timeout_seconds > 0:
+                fb.watchdog_at = now + self.settings.timeout_seconds
+                actions.append(Schedule(watchdog_key(sid), fb.watchdog_at))
+            return actions
+        if self.settings.cooldown_seconds > 0 and self.cooldowns.is_cooling(model, now):
+            self._switch(session, model, None, now, actions, reason=f"{model} is cooling down")
+            if fb.in_flight is None:
+                fb.awaiting = False
+                fb.pending = None
+            return actions
+        fb.resend_tries += 1
+        self._send(session, fb.index, model, fb.original, "re-send failed at once", fb.resend_tries, now, actions)
+        return actions
 
     def _on_timer(self, event: TimerFired, now: float) -> list[Action]:
         kind, _, sid = event.key.partition(":")
         session = self.sessions.get(sid)
-        if kind != "watchdog" or session is None or session.fb is None:
+        if session is None or session.fb is None:
+            return NO_ACTIONS
+        if kind == "resend-retry":
+            return self._on_resend_retry(session, now)
+        if kind != "watchdog":
             return NO_ACTIONS
         fb = session.fb
         fb.watchdog_at = None

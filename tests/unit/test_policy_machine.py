@@ -12,13 +12,15 @@ from policy_sim import Sim, make_config
 
 from baton.actions import Resend
 from baton.events import ResendOutcome
+from baton.fallback.switching import RESEND_TRIES, resend_retry_key
 from baton.models import same_model
 
 SESSIONS = ("ses_a", "ses_b")
 MODELS = ("fake/primary", "fake/backup", "fake/third", "fake/fourth")
 MAX_ATTEMPTS = 2
 RETRYABLE = ("All credentials for model primary are cooling down", "Rate limit exceeded", "Service Unavailable")
-TERMINAL = ("invalid request: bad parameter", "Too many requests", "You have exhausted your capacity")
+TERMINAL = ("invalid request: bad parameter", "Too many requests", "You have exhausted your capacity",
+            "All fibers interrupted without error")
 
 
 class PolicyMachine(RuleBasedStateMachine):
@@ -43,7 +45,10 @@ class PolicyMachine(RuleBasedStateMachine):
             assert sid not in self.in_flight, "a second switch started while one was in flight"
             state = self.sim.policy.sessions[sid].fb
             assert state is not None and state.in_flight is not None
-            assert not same_model(action.model, state.in_flight.failing), "switched to the failing model"
+            if state.in_flight.retry:  # the same message again on the same model, bounded
+                assert same_model(action.model, state.current) and 2 <= state.in_flight.retry <= RESEND_TRIES
+            else:
+                assert not same_model(action.model, state.in_flight.failing), "switched to the failing model"
             assert not self.sim.policy.cooldowns.is_cooling(action.model, self.sim.now), "switched to a cooling model"
             assert action.model in state.chain
             self.in_flight[sid] = action
@@ -92,6 +97,17 @@ class PolicyMachine(RuleBasedStateMachine):
     def watchdog(self, sid: str) -> None:
         self._check(self.sim.fire(f"watchdog:{sid}"))
 
+    @rule(sid=st.sampled_from(SESSIONS))
+    def resend_retry_due(self, sid: str) -> None:
+        self._check(self.sim.fire(resend_retry_key(sid)))
+
+    @rule(sid=st.sampled_from(SESSIONS))
+    def resend_dies_at_once(self, sid: str) -> None:
+        """opencode fails the turn internally (as right after its restart), goes idle, and a retry comes due."""
+        self._check(self.sim.error(sid, "All fibers interrupted without error", name="UnknownError"))
+        self._check(self.sim.idle(sid))
+        self._check(self.sim.fire(resend_retry_key(sid)))
+
     @rule(seconds=st.sampled_from([1.0, 31.0, 61.0]))
     def time_passes(self, seconds: float) -> None:
         self.sim.advance(seconds)
@@ -101,6 +117,7 @@ class PolicyMachine(RuleBasedStateMachine):
         for session in self.sim.policy.sessions.values():
             if session.fb is not None:
                 assert session.fb.attempts <= MAX_ATTEMPTS
+                assert session.fb.resend_tries <= RESEND_TRIES
                 assert 0 <= session.fb.index + 1 <= len(session.fb.chain)
 
 
