@@ -39,6 +39,7 @@ __all__ = [
     "parse_jsonc",
     "place",
     "printable",
+    "show_value",
     "unknown_keys",
     "validate",
 ]
@@ -73,14 +74,15 @@ def place(
 
 _UNPRINTABLE = {code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
                 for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
-                             *range(0x2066, 0x206A)) if code != 0x09}
+                             *range(0x2066, 0x206A), *range(0xD800, 0xE000)) if code != 0x09}
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters (tabs aside) and bidirectional overrides written as escapes.
+    """``text`` with control characters (tabs aside), bidi overrides and surrogates written as escapes.
 
     For text that came from a user's file or command line and goes to a terminal: an escape
-    sequence or a line break in a key cannot restyle the terminal or fake another line.
+    sequence or a line break in a key cannot restyle the terminal or fake another line, and a
+    file name that is not UTF-8 (surrogate-escaped by Python) cannot fail the write.
     """
     return text.translate(_UNPRINTABLE)
 
@@ -212,7 +214,7 @@ def validate(model: type[_Model], data: object, file: JsoncFile | None) -> _Mode
             if at_key:
                 keys.pop()
             if err["type"] in _REASONS:
-                reason = f"{_REASONS[err['type']]} (got {_show(err.get('input'))})"
+                reason = f"{_REASONS[err['type']]} (got {show_value(err.get('input'))})"
             else:
                 reason = _lower_first(err["msg"])
             error = file.error(keys, reason, key=at_key) if file else ConfigError(
@@ -221,7 +223,8 @@ def validate(model: type[_Model], data: object, file: JsoncFile | None) -> _Mode
         raise min(found, key=lambda item: item[0])[1] from None
 
 
-def _show(value: object) -> str:
+def show_value(value: object) -> str:
+    """A value as a user wrote it, cut to 40 characters: "an object", "a list", ``"text"``, ``12``."""
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):

@@ -13,7 +13,6 @@ then validated once more into the frozen :class:`Config`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,6 +44,7 @@ from baton._jsonc_locate import (
     key_path,
     load_jsonc,
     printable,
+    show_value,
     unknown_keys,
     validate,
 )
@@ -85,7 +85,7 @@ def _check_model(value: str) -> str:
     provider, _, model_id = value.partition("/")
     if not provider or not model_id:
         raise PydanticCustomError("model_name", 'must be "provider/model" (got {got})',
-                                  {"got": json.dumps(value)})
+                                  {"got": show_value(value)})
     return value
 
 
