@@ -100,7 +100,7 @@ class Results(Recovery):
         retry = self._host_retries.get(task_id)
         task = self.index.tasks.get(task_id)
         actions: list[TaskAction] = []
-        if retry is None or task is None or task.status not in SLOT_HOLDING or task.id in self._aborting:
+        if retry is None or task is None or task.status not in SLOT_HOLDING:
             return actions
         prompt = retry.prompt
         if prompt is None:
@@ -108,6 +108,8 @@ class Results(Recovery):
                 retry.calls += 1
                 actions.append(CreateChild(task.id, task.parent_session_id, child_title(task), task.directory,
                                            adopt=True))  # the failed call may have created it
+        elif task.id in self._aborting and task.status is TaskStatus.STARTING:
+            self._prompt_after_abort.add(task.id)  # an abort is on its way: the prompt follows it
         elif prompt.attempt == task.attempt and prompt.session_id == task.session_id:
             retry.calls += 1
             # A first prompt may have arrived although the call failed: look for its anchor first.

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from task_sim import CreateChild, Note, PromptChild, Schedule, Sim, of
+from task_sim import CreateChild, Deliver, Note, PromptChild, Schedule, Sim, of
 
 from baton.cooldowns import Cooldowns
 from baton.events import SessionError
@@ -19,7 +19,14 @@ from baton.opencode.client import OpencodeClient, OpencodeUnavailable
 from baton.store import Store
 from baton.tasks import CancelRequest, EndReason, Scheduler, Task, TaskStatus
 from baton.tasks.actions import TaskAction
-from baton.tasks.events import ChildCreated, ChildCreateFailed, HostRestarted, PromptRejected
+from baton.tasks.events import (
+    ChildCreated,
+    ChildCreateFailed,
+    DeliveryOutcome,
+    DeliveryResult,
+    HostRestarted,
+    PromptRejected,
+)
 from baton.tasks.runtime import TaskRuntime
 from baton.tasks.transient import HOST_RETRY_BUDGET_S, HOST_RETRY_MAX_S, host_retry_timer
 
@@ -213,3 +220,25 @@ async def test_a_transport_error_without_text_names_its_class(tmp_path: Path) ->
 @pytest.fixture(name="anyio_backend")
 def _anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.parametrize(
+    ("handler", "outcome"),
+    [
+        (_reset, DeliveryOutcome.RETRY),
+        (lambda r: httpx2.Response(503, text="starting"), DeliveryOutcome.RETRY),
+        (lambda r: httpx2.Response(404, text="gone"), DeliveryOutcome.PARENT_GONE),
+        (lambda r: httpx2.Response(204), DeliveryOutcome.DELIVERED),
+    ],
+)
+@pytest.mark.anyio
+async def test_a_notification_that_cannot_reach_opencode_is_retried(
+    tmp_path: Path, handler: Any, outcome: DeliveryOutcome
+) -> None:
+    """Deliveries already treat no connection and 5xx as "try again" (the notifier backs off and
+    keeps the row); only a 404 for the parent drops it."""
+    runtime, events = _runtime(tmp_path, handler)
+    await runtime._deliver(Deliver("ses_p", "msg_n1", "task done", directory="/p"))
+    (event,) = events
+    assert isinstance(event, DeliveryResult) and event.outcome is outcome
+    assert outcome is DeliveryOutcome.DELIVERED or event.detail
