@@ -33,18 +33,29 @@ MAX_BYTES = 64 * 1024 * 1024
 """Largest config file read: far beyond any real one, it keeps a stray huge file from eating memory."""
 
 _BOM = b"\xef\xbb\xbf"
+_EMPTY = "the file is empty (a config with no settings is {})"
 _STRING = r'"[^"\\\n\r]*(?:\\.[^"\\\n\r]*)*"'
 # Atomic: a comment never gives back what it matched (a "}" inside one is no closing bracket), and
 # an unterminated one runs to the end of the text, so that it is scanned once.
 _COMMENT = r"(?>//[^\n]*|/\*(?:[\s\S]*?\*/|[\s\S]*))"
-_AFTER_COMMA = rf"(?:[ \t\r\n]|{_COMMENT})*[\]}}]"
-# One pass: runs of text that stay as they are (strings included, so that "//" in a string is
-# kept), comments, trailing commas, and a quote that opens no string on its line.
-_CLEANER = re.compile(
-    rf'(?P<keep>(?:[^"/,]+|{_STRING}|,(?!{_AFTER_COMMA})|/(?![/*]))+)'
-    rf'|(?P<comment>{_COMMENT})|(?P<comma>,)|(?P<quote>")'
-)
+# Each pattern below is one regular-expression run over the text, possessive (``*+``) so that
+# nothing is tried twice: the cost is linear, and Python steps in only per comment or per match.
+# Comments: a run of text that stays (strings included, so that "//" in a string is kept), then
+# a comment, a quote that opens no string on its line, or the end of the text.
+_COMMENTS = re.compile(rf'(?:[^"/]+|{_STRING}|/(?![/*]))*+(?:(?P<comment>{_COMMENT})|(?P<quote>")|\Z)')
+_QUOTES_OK = re.compile(rf'(?:[^"]+|{_STRING})*+')
+_TO_CLOSING = r"[ \t\r\n]*[\]}]"
+# A trailing comma: before a closing bracket, after a value (a comma right after "[", "{" or ","
+# stays, to be reported). Replaced by a space at C speed when no string holds a look-alike ...
+_TRAILING = re.compile(rf",(?<=[^\[{{,],)(?={_TO_CLOSING})")
+_NO_LOOKALIKE = re.compile(rf'(?:[^"]+|"(?:[^"\\\n\r,]+|\\.|,(?!{_TO_CLOSING}))*+")*+')
+# ... else found one by one, strings skipped.
+_TRAILING_SLOW = re.compile(rf'(?:[^",]+|{_STRING}|,(?<=[\[{{,],)|,(?!{_TO_CLOSING}))*+(?:(?P<comma>,)|\Z)')
+_MAYBE_COMMENT = re.compile(r"/[/*]")
+_MAYBE_TRAILING = re.compile(rf",{_TO_CLOSING}")
 _NOT_NEWLINE = re.compile(r"[^\n]")
+_STRINGS = re.compile(_STRING)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 _WS = re.compile(r"[ \t\n\r]*")
 _BRACKETS = re.compile(rf"{_STRING}|[\[\]{{}}]")
 _NUMBERS = re.compile(rf"{_STRING}|(?P<int>-?\d+)(?P<frac>[.eE])?")
@@ -113,12 +124,13 @@ def _require_regular(info: os.stat_result) -> None:
 
 def decode(data: bytes) -> str:
     """UTF-8 bytes to text; anything else is a JsoncError at the first byte that is wrong."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise JsoncError(1, 1, "the file is UTF-16 text (it starts with a UTF-16 byte order mark); "
-                               "save it as UTF-8")
+    for boms, name in (((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"), "UTF-32"), ((b"\xff\xfe", b"\xfe\xff"), "UTF-16")):
+        if data.startswith(boms):
+            raise JsoncError(1, 1, f"the file is {name} text (it starts with a {name} byte order mark); "
+                                   "save it as UTF-8")
     body = data[len(_BOM):] if data.startswith(_BOM) else data
     if not body:
-        raise JsoncError(None, None, "the file is empty (a config with no settings is {})")
+        raise JsoncError(None, None, _EMPTY)
     nul = body.find(b"\x00")
     if nul >= 0:
         line, column = _byte_place(body, nul)
@@ -146,46 +158,83 @@ def clean(text: str) -> str:
     A quote that opens no string on its line raises :class:`JsoncError`: JSON strings cannot
     span lines, and a missing closing quote is best reported where the string starts.
     """
+    if _MAYBE_COMMENT.search(text):
+        text = _blank_comments(text)
+    else:
+        end = _QUOTES_OK.match(text)
+        if end is not None and end.end() < len(text):
+            raise _unterminated_string(text, end.end())
+    if _MAYBE_TRAILING.search(text) is None:
+        return text
+    safe = _NO_LOOKALIKE.match(text)
+    if safe is not None and safe.end() == len(text):
+        return _TRAILING.sub(" ", text)
+    parts: list[str] = []
+    done = 0
+    for match in _TRAILING_SLOW.finditer(text):
+        if match.lastgroup is None:  # the end of the text
+            break
+        parts += (text[done:match.start("comma")], " ")
+        done = match.end()
+    return "".join(parts) + text[done:]
 
-    def replace(match: re.Match[str]) -> str:
+
+def _blank_comments(text: str) -> str:
+    parts: list[str] = []
+    done = 0
+    for match in _COMMENTS.finditer(text):
         kind = match.lastgroup
-        if kind == "keep":
-            return match.group()
-        if kind == "comment":
-            comment = match.group()
-            if comment.startswith("/*") and (len(comment) < 4 or not comment.endswith("*/")):
-                raise JsoncError(*place(text, match.start()), "syntax error: unterminated comment")
-            return _NOT_NEWLINE.sub(" ", comment)
-        if kind == "comma":  # a trailing comma; one right after "[", "{" or "," stays, to be an error
-            before = match.start() - 1
-            while before >= 0 and text[before] in " \t\r\n":
-                before -= 1
-            return match.group() if before < 0 or text[before] in "[{," else " "
-        line, column = place(text, match.start())
-        raise JsoncError(line, column, "syntax error: unterminated string (a string must end on its line)")
+        if kind is None:  # the end of the text
+            break
+        at = match.start(kind)
+        if kind == "quote":
+            raise _unterminated_string(text, at)
+        comment = match.group(kind)
+        if comment.startswith("//"):
+            blank = " " * len(comment)
+        elif len(comment) >= 4 and comment.endswith("*/"):
+            blank = _NOT_NEWLINE.sub(" ", comment)
+        else:
+            raise JsoncError(*place(text, at), "syntax error: unterminated comment")
+        parts += (text[done:at], blank)
+        done = match.end()
+    return "".join(parts) + text[done:]
 
-    return _CLEANER.sub(replace, text)
+
+def _unterminated_string(text: str, at: int) -> JsoncError:
+    return JsoncError(*place(text, at), "syntax error: unterminated string (a string must end on its line)")
 
 
 def parse(text: str) -> tuple[str, object]:
     """The JSON text ``text`` stands for (same offsets) and its value; a problem is a JsoncError."""
-    try:
-        cleaned, data = text, _STRICT.decode(text)  # most files are plain JSON: no blanking needed
-    except (ValueError, RecursionError):
-        cleaned = clean(text)
+    cleaned, data = text, None
+    plain = not (_MAYBE_COMMENT.search(text) or _MAYBE_TRAILING.search(text))
+    if plain:  # a plain JSON file needs no blanking
         try:
-            data = _LENIENT.decode(cleaned)
-        except json.JSONDecodeError as exc:
-            raise _syntax_error(cleaned, exc) from None
-        except RecursionError:
-            raise _depth_error(cleaned) from None
-        except ValueError as exc:  # an integer with more digits than Python converts
-            raise _number_error(cleaned, exc) from None
-    if not _depth_ok(data):
+            data = _STRICT.decode(text)
+        except (ValueError, RecursionError):  # read again below: for the error, or for a tab in a string
+            plain = False
+    if not plain:
+        cleaned = clean(text)
+        data = _decode(cleaned)
+    if _too_deep(cleaned):
         raise _depth_error(cleaned)
     if _SURROGATE_HINT.search(cleaned):
         _check_surrogates(cleaned)
     return cleaned, data
+
+
+def _decode(cleaned: str) -> object:
+    if not cleaned.strip(" \t\r\n"):
+        raise JsoncError(None, None, _EMPTY)
+    try:
+        return _LENIENT.decode(cleaned)
+    except json.JSONDecodeError as exc:
+        raise _syntax_error(cleaned, exc) from None
+    except RecursionError:
+        raise _depth_error(cleaned) from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise _number_error(cleaned, exc) from None
 
 
 def place(text: str, offset: int) -> tuple[int, int]:
@@ -228,18 +277,21 @@ def _syntax_error(text: str, exc: json.JSONDecodeError) -> JsoncError:
     return JsoncError(*place(text, pos), f"syntax error: {reason}")
 
 
-def _depth_ok(data: object) -> bool:
-    """Whether ``data`` nests at most MAX_DEPTH deep; iterative, so that depth itself cannot hurt."""
-    stack: list[tuple[dict[str, object] | list[object], int]] = []
-    if isinstance(data, dict | list):
-        stack.append((data, 1))
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
+def _too_deep(cleaned: str) -> bool:
+    """Whether the JSON text ``cleaned`` (known to parse) nests deeper than MAX_DEPTH.
+
+    On its brackets alone (strings dropped), each round removes the innermost pairs; what is
+    left after MAX_DEPTH rounds is deeper than that. A round is a C-speed ``replace``: this
+    costs no Python step per value, unlike walking the parsed data.
+    """
+    if cleaned.count("[") + cleaned.count("{") <= MAX_DEPTH:
+        return False
+    brackets = _STRINGS.sub("", cleaned).encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS)
+    for _ in range(MAX_DEPTH):
+        if not brackets:
             return False
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return True
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+    return bool(brackets)
 
 
 def _depth_error(cleaned: str) -> JsoncError:

@@ -289,7 +289,10 @@ def test_cli_says_is_a_directory(tmp_path: Path) -> None:
                                   "save it as UTF-8"),
     ('{"a": 1}'.encode("utf-16-be"), "1:1: NUL byte: the file looks like UTF-16 or binary, not UTF-8 text"),
     ('{"a": 1}'.encode("utf-16-le"), "1:2: NUL byte: the file looks like UTF-16 or binary, not UTF-8 text"),
-    (b"  \n  // only a comment\n", "3:1: syntax error: unexpected end of file"),
+    (b"  \n  // only a comment\n", "the file is empty (a config with no settings is {})"),
+    (b"\xef\xbb\xbf{", "1:2: syntax error: unexpected end of file"),
+    ('{"a": 1}'.encode("utf-32"), "1:1: the file is UTF-32 text (it starts with a UTF-32 byte order mark); "
+                                  "save it as UTF-8"),
 ])
 def test_encoding_problems_name_their_place(cfg: Path, data: bytes, message: str) -> None:
     """Empty, non-UTF-8 and UTF-16 files: file:line:col: reason, or file: reason with no place to name."""
