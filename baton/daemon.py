@@ -23,7 +23,7 @@ import structlog
 
 from baton.auth import TokenError, is_loopback, load_token
 from baton.config import Config, ConfigError, load_config
-from baton.engine import HEARTBEAT_TIMEOUT_S, Engine
+from baton.engine import HEARTBEAT_TIMEOUT_S, MIN_HEARTBEAT_TIMEOUT_S, Engine
 from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavailable, auth_from_env
 from baton.server import HttpServer, bind_socket, build_app, make_server
@@ -169,6 +169,10 @@ async def serve(options: ServeOptions) -> None:
     """Run ``baton serve`` until a signal; raises :class:`StartupError` when it cannot start."""
     host, port = parse_listen(options.listen)
     _check_listen(host, options)
+    if options.heartbeat_timeout < MIN_HEARTBEAT_TIMEOUT_S:
+        raise StartupError(
+            f"--heartbeat-timeout must be at least {MIN_HEARTBEAT_TIMEOUT_S:g} s: opencode beats every "
+            f"10 s, so a shorter one would drop a healthy idle stream (got {options.heartbeat_timeout:g})", 2)
     # An explicit file does not depend on the project: load it (and fail) before any network wait.
     explicit = _load(options, None) if options.config_path is not None else None
     state_dir = options.state_dir or default_state_dir(options.env)

@@ -56,12 +56,13 @@ from baton.tasks.actions import TaskAction
 from baton.tasks.events import Attached, Detached, HostRestarted, SchedulerEvent
 from baton.tasks.runtime import TASK_ACTIONS, TaskRuntime
 
-__all__ = ["MCP_NAME", "Clock", "Engine", "EngineState", "EngineStats", "SystemClock"]
+__all__ = ["MCP_NAME", "MIN_HEARTBEAT_TIMEOUT_S", "Clock", "Engine", "EngineState", "EngineStats", "SystemClock"]
 
 log = structlog.get_logger("baton")
 
 HEARTBEAT_TIMEOUT_S = 30.0
 """Default silence (no heartbeat, no event) after which a stream counts as dead; opencode beats every 10 s."""
+MIN_HEARTBEAT_TIMEOUT_S = 15.0
 FIRST_EVENT_S = 2.0
 """opencode sends ``server.connected`` at once: a stream without it is not served."""
 WATCH_PERIOD_S = 0.25

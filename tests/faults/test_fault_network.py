@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 REATTACH_S = 2.0
 SILENT_S = 3.0
-HEARTBEAT_S = 3.0
+HEARTBEAT_S = 15.0  # the smallest --heartbeat-timeout baton accepts (opencode beats every 10 s)
 
 
 @pytest.fixture(name="proxy")
@@ -72,9 +72,9 @@ def test_silent_peer(fault_table: FaultTable, proxy: FaultProxy, tmp_path: Path)
     fault_table.record("silent peer (reset, then silent 3 s)", trials.runs, trials.survived, trials.detail())
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_stalled_stream(fault_table: FaultTable, proxy: FaultProxy, tmp_path: Path) -> None:
-    """With --heartbeat-timeout 3: baton stays attached while opencode is idle (it beats every 10 s),
+    """With --heartbeat-timeout 15: baton stays attached while opencode is idle (it beats every 10 s),
     detaches when the open stream goes silent past the timeout, and is back within 2 s of the release."""
     args = ["--heartbeat-timeout", f"{HEARTBEAT_S:g}"]
     with BatonProcess(proxy.url, tmp_path / "state", settings=CHAIN, extra_args=args) as baton:
@@ -82,16 +82,16 @@ def test_stalled_stream(fault_table: FaultTable, proxy: FaultProxy, tmp_path: Pa
         stalled = Trials("stalled stream")
 
         def idle(i: int) -> None:
-            """12 s of an idle opencode (it beats every 10 s): no detach, no reconnect."""
+            """20 s of an idle opencode (two beats at most): no detach, no reconnect."""
             connects = baton.status()["connects"]
             lapses = 0
-            deadline = time.monotonic() + 12.0
+            deadline = time.monotonic() + 20.0
             while time.monotonic() < deadline:
                 lapses += not attached(baton, connects - 1)
                 time.sleep(0.1)
             again = baton.status()["connects"] - connects
             assert again == 0 and lapses == 0, (
-                f"idle {i}: {again} reconnects, {lapses} polls detached in 12 s while opencode was idle "
+                f"idle {i}: {again} reconnects, {lapses} polls detached in 20 s while opencode was idle "
                 f"(it beats every 10 s)")
 
         def stall(i: int) -> str:
@@ -105,13 +105,13 @@ def test_stalled_stream(fault_table: FaultTable, proxy: FaultProxy, tmp_path: Pa
             assert "heartbeat" in str(health.get("reason")), f"stall {i}: reason {health.get('reason')!r}"
             return f"detached after {after:.1f}s, back {reattach_after_release(baton, proxy, connects, 'stall'):.2f}s"
 
-        for i in range(3):
+        for i in range(2):
             stalled.run(i, stall)
         quiet.run(0, idle)
     print(f"\nstalled stream: {stalled.notes}")
     fault_table.record("stalled stream (past the heartbeat timeout)", stalled.runs, stalled.survived,
                        stalled.detail())
-    fault_table.record("idle opencode, --heartbeat-timeout 3: no false detach", quiet.runs, quiet.survived,
+    fault_table.record("idle opencode, --heartbeat-timeout 15: no false detach", quiet.runs, quiet.survived,
                        quiet.detail())
 
 

@@ -62,3 +62,10 @@ def test_a_state_dir_that_cannot_be_created_is_exit_2(tmp_path: Path) -> None:
     with pytest.raises(StartupError, match="cannot create") as caught:
         anyio.run(serve, options)
     assert caught.value.exit_code == 2
+
+
+def test_a_heartbeat_timeout_below_opencode_s_beat_is_refused(tmp_path: Path) -> None:
+    options = ServeOptions(opencode_url="http://127.0.0.1:9", state_dir=tmp_path, heartbeat_timeout=3)
+    with pytest.raises(StartupError, match="at least 15 s") as caught:
+        anyio.run(serve, options)
+    assert caught.value.exit_code == 2
