@@ -429,7 +429,9 @@ def _object_entries(settings: Mapping[str, Any]) -> list[tuple[Segment, ...]]:
     chains: list[tuple[tuple[Segment, ...], object]] = []
     for section in ("agents", "categories"):
         for name, entry in _as_dict(settings.get(section)).items():
-            chains += [((section, name, k), _as_dict(entry).get(k)) for k in ("fallback_models", "models")]
+            if isinstance(entry, dict):
+                chains += [((section, name, k), entry[k]) for k in ("fallback_models", "models")
+                           if isinstance(entry.get(k), list)]
     baton = _as_dict(settings.get("baton"))
     chains.append((("baton", "fallback_models"), baton.get("fallback_models")))
     per_model = _as_dict(baton.get("model_fallbacks"))
@@ -462,11 +464,7 @@ def _deep_merge(lower: object, higher: object) -> object:
 
 def _finish(merged: dict[str, Any], files: Sequence[JsoncFile], warnings: list[str],
             checked: tuple[dict[str, Any], Config] | None) -> Config:
-    """Apply the rules that span keys, and build the final Config.
-
-    ``checked`` is the one file's settings and their Config, reused when nothing changed them
-    (validating a large file is most of the time it takes to load).
-    """
+    """Apply the rules that span keys, and build the final Config (``checked``'s if nothing changed)."""
     section = merged.get("runtime_fallback")
     explicit = section is True or (isinstance(section, dict) and section.get("enabled") is True)
     if _HOOK_NAME in merged.get("disabled_hooks", ()):
@@ -477,11 +475,9 @@ def _finish(merged: dict[str, Any], files: Sequence[JsoncFile], warnings: list[s
     if merged.get("model_fallback") is True:
         warnings.append("model_fallback: true has no effect here: baton has one fallback policy "
                         "(runtime_fallback); turn it off so that oh-my-opencode does not run its own")
-    keys = _file_keys(merged)
-    if checked is not None and keys == checked[0]:
-        config = checked[1]
-    else:
-        config = validate(Config, keys, files[0] if len(files) == 1 else None)
+    keys = _file_keys(merged)  # one file unchanged: its Config stands (validating is most of a big file's time)
+    config = checked[1] if checked is not None and keys == checked[0] else validate(
+        Config, keys, files[0] if len(files) == 1 else None)
     return config.model_copy(update={
         "sources": tuple(file.path for file in files),
         "warnings": tuple(warnings),

@@ -190,12 +190,9 @@ def _blank_comments(text: str) -> str:
         if kind == "quote":
             raise _unterminated_string(text, at)
         comment = match.group(kind)
-        if comment.startswith("//"):
-            blank = " " * len(comment)
-        elif len(comment) >= 4 and comment.endswith("*/"):
-            blank = _NOT_NEWLINE.sub(" ", comment)
-        else:
+        if comment[1] == "*" and (len(comment) < 4 or not comment.endswith("*/")):
             raise JsoncError(*place(text, at), "syntax error: unterminated comment")
+        blank = _NOT_NEWLINE.sub(" ", comment) if "\n" in comment else " " * len(comment)
         parts += (text[done:at], blank)
         done = match.end()
     return "".join(parts) + text[done:]

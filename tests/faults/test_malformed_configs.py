@@ -231,6 +231,7 @@ mutations: st.SearchStrategy[tuple[str, bytes]] = st.one_of(
 )
 
 
+@pytest.mark.timeout(3_600 if DEEP else 120)
 def test_hypothesis_mutations_of_a_real_config(tmp_path: Path, fault_table: FaultTable) -> None:
     """Over a thousand mutated files: each exits 0 or 2, on time, with one clear line and no traceback."""
     path = tmp_path / "oh-my-opencode.jsonc"
