@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "JsoncError", "TextIndex", "clean", "parse", "read_text"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "JsoncError", "TextIndex", "clean", "decode", "parse", "place", "read_text"]
 
 MAX_DEPTH = 100
 """Deepest nesting of objects and lists accepted (a real config nests about 6 deep)."""
