@@ -122,7 +122,7 @@ def _stopped(exc: BaseException) -> int:
         return 0
     first = next(leaf for leaf in leaves if not isinstance(leaf, KeyboardInterrupt | SystemExit))
     structlog.get_logger("baton").error("baton stopped on an internal error", exc_info=first)
-    return _fail(f"stopped on an internal error: {type(first).__name__}: {escape(str(first))} "
+    return _fail(f"stopped on an internal error: {type(first).__name__}: {first} "
                  "(the log has the details)", 1)
 
 
