@@ -25,13 +25,26 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
-from baton.actions import Action, CancelTimer, Note, Resend, SaveCooldown, Schedule, Toast
+from baton.actions import (
+    RESEND_INTENT,
+    Action,
+    CancelTimer,
+    ClearIntent,
+    Note,
+    Resend,
+    ResendIntent,
+    SaveCooldown,
+    SaveIntent,
+    Schedule,
+    Toast,
+)
 from baton.cooldowns import Cooldowns
 from baton.events import (
     AssistantMessage,
     Event,
     PartDelta,
     PartUpdated,
+    RecoveredResend,
     ResendOutcome,
     ResendResult,
     SessionCreated,
@@ -81,7 +94,7 @@ MCP_NAME = "baton"
 # Events from opencode's stream (or a resync), which every decider sees; timers and action
 # results go only to the decider that asked for them.
 CORE_EVENTS = (PartDelta, PartUpdated, AssistantMessage, UserMessage, SessionStatus, SessionIdle, SessionError,
-               SessionCreated, SessionDeleted, ResendResult)
+               SessionCreated, SessionDeleted, ResendResult, RecoveredResend)
 
 
 class Clock(Protocol):
@@ -161,6 +174,9 @@ class Engine:
         self._errors = 0
         self._last_error: str | None = None
         self._host_was_down = False
+        # Re-send intents a killed baton left in the store (None: not read yet); fed to the policy
+        # after the first resync that worked (spec §7 rule 8).
+        self._recovering: list[ResendIntent] | None = None
 
     @staticmethod
     def load_cooldowns(store: Store, now: float) -> Cooldowns:
@@ -304,11 +320,18 @@ class Engine:
     async def _attach(self) -> None:
         """First frame of a (re)connection: resync, register the tools, then report attached."""
         self._connects += 1
+        if self._recovering is None:
+            self._recovering = self.store.load_pending(RESEND_INTENT, ResendIntent.from_row)
         try:
             await self._check_competing_fallback()
             await self.resync()
         except OpencodeError as exc:
             log.warning("resync failed; continuing on the stream alone", error=str(exc))
+        else:
+            # After the resync: the policy knows each session's latest turn and status by now.
+            recovering, self._recovering = self._recovering, []
+            for intent in recovering:
+                self.feed(RecoveredResend(intent))
         first = self.state is EngineState.UNOPENED
         self.state = EngineState.ATTACHED
         self.detached_reason = None
@@ -369,8 +392,10 @@ class Engine:
         tracked = {sid for sid, s in self.policy.sessions.items() if s.fb is not None}
         if self.tasks is not None:
             tracked |= self.tasks.resync_sessions()
-        for sid in sorted(tracked | set(statuses)):
+        recovering = {intent.session_id: intent.directory for intent in self._recovering or ()}
+        for sid in sorted(tracked | set(statuses) | set(recovering)):
             directory = self.policy.sessions[sid].directory if sid in self.policy.sessions else None
+            directory = directory or recovering.get(sid)
             try:
                 rows = await self.client.messages(sid, directory, limit=RESYNC_MESSAGE_LIMIT)
             except OpencodeHTTPError as exc:
@@ -434,6 +459,11 @@ class Engine:
             scope = self._timers.pop(action.key, None)
             if scope is not None:
                 scope.cancel()
+        elif isinstance(action, SaveIntent):
+            # Written before the Resend that follows it is even spawned (spec §7 rule 8).
+            self.store.put_pending(RESEND_INTENT, action.intent.session_id, action.intent.to_row(), now)
+        elif isinstance(action, ClearIntent):
+            self.store.put_pending(RESEND_INTENT, action.session_id, None, now)
         elif isinstance(action, SaveCooldown):
             self.store.save_cooldown(action.model, action.until, action.reason, now)
             log.info("model cooling down", model=action.model, seconds=round(action.until - now, 1))

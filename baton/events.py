@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from baton.actions import ResendIntent
+
 __all__ = [
     "COMPACTION_AGENT",
     "AssistantMessage",
     "Event",
     "PartDelta",
     "PartUpdated",
+    "RecoveredResend",
     "ResendOutcome",
     "ResendResult",
     "SessionCreated",
@@ -157,6 +160,16 @@ class ResendResult:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveredResend:
+    """A re-send intent the store still held when baton started (a kill -9 mid-fallback).
+
+    Fed once, after the first attach's resync, so the policy knows the session's latest turn.
+    """
+
+    intent: ResendIntent
+
+
 Event = (
     SessionCreated
     | SessionDeleted
@@ -169,4 +182,5 @@ Event = (
     | PartDelta
     | TimerFired
     | ResendResult
+    | RecoveredResend
 )

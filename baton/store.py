@@ -1,4 +1,4 @@
-"""The SQLite store: model health (shared cooldowns), the decision journal, tasks and outbox.
+"""The SQLite store: model health (shared cooldowns), the decision journal, tasks, outbox, pending intents.
 
 One writer (the engine loop), WAL so that ``baton status`` / ``baton explain`` can read
 while ``baton serve`` writes. Migrations are numbered and tracked in ``PRAGMA
@@ -24,6 +24,7 @@ from typing import Any, TypeVar, overload
 import structlog
 
 from baton.store_mirror import BoxRow, JournalRow, Mirror, QuarantineRow, TaskRow
+from baton.store_pending import PENDING_KEY, PENDING_MIGRATION, PendingTable, persist_pending
 
 __all__ = ["JournalEntry", "Store", "StoreError", "StoreTooNew"]
 
@@ -75,6 +76,7 @@ _MIGRATIONS: tuple[str, ...] = (
         ts REAL NOT NULL
     );
     """,
+    PENDING_MIGRATION,  # durable intents, e.g. a re-send to finish after a restart (store_pending.py)
 )
 # The journal is for explaining recent decisions, not an archive.
 JOURNAL_KEEP = 20_000
@@ -103,7 +105,7 @@ _UPSERT_COOLDOWN = (
 )
 _INSERT_JOURNAL = "INSERT INTO journal(ts, session_id, kind, text, data) VALUES (?, ?, ?, ?, ?)"
 # The column that identifies a row of each table a bad row can come from.
-_KEYS = {"tasks": "id", "outbox": "id", "journal": "id", "model_health": "model"}
+_KEYS = {"tasks": "id", "outbox": "id", "journal": "id", "model_health": "model", "pending": PENDING_KEY}
 # What a parser raises for a row of the wrong shape (AttributeError: a list where a dict belongs).
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
 
@@ -163,7 +165,7 @@ def _object(text: Any) -> dict[str, Any]:
     return data
 
 
-class Store:
+class Store(PendingTable):
     """baton's durable state under ``--state-dir``.
 
     Write methods never raise. ``problem`` is None while the file takes every write, else
@@ -238,6 +240,7 @@ class Store:
             tasks = self._db.execute("SELECT id, parent_session_id, status, row, updated FROM tasks").fetchall()
             boxes = self._db.execute("SELECT id, parent_session_id, state, row FROM outbox").fetchall()
             cools = self._db.execute("SELECT model, until, reason, updated FROM model_health").fetchall()
+            self._load_pending_mirror()
         m = self._mirror
         for tid, parent, status, text, updated in tasks:
             try:
@@ -333,13 +336,14 @@ class Store:
         self._reopen_pending = False
 
     def _persist_all(self, db: sqlite3.Connection) -> None:
-        """The file's tasks and outbox become the mirror's; cooldowns, journal and quarantine are added."""
+        """The file's tasks, outbox and pending become the mirror's; cooldowns, journal, quarantine are added."""
         m = self._mirror
         db.execute("DELETE FROM tasks")
         db.execute("DELETE FROM outbox")
         db.executemany(_UPSERT_TASK, [r.params(k) for k, r in m.tasks.items()])
         db.executemany(_UPSERT_BOX, [r.params(k) for k, r in m.outbox.items()])
         db.executemany(_UPSERT_COOLDOWN, [c.params(k) for k, c in m.cooldowns.items()])
+        persist_pending(db, m)
         self._insert_journal(db, list(m.journal))
         # Ids of a file that was replaced mean nothing in the new one: keep the copies, delete nothing.
         _quarantine(db, m.quarantine, delete=self._lost is None)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["JOURNAL_BUFFER", "BoxRow", "Cooldown", "JournalRow", "Mirror", "QuarantineRow", "TaskRow"]
+__all__ = ["JOURNAL_BUFFER", "BoxRow", "Cooldown", "JournalRow", "Mirror", "PendingRow", "QuarantineRow", "TaskRow"]
 
 # Journal entries kept while the file cannot take them; the oldest go first beyond this.
 JOURNAL_BUFFER = 10_000
@@ -81,17 +81,30 @@ class Cooldown:
         return model, self.until, self.reason, self.updated
 
 
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    """A durable intent (``pending`` table): what baton must finish after a restart, as JSON."""
+
+    row: str
+    updated: float
+
+    def params(self, key: tuple[str, str]) -> tuple[str, str, str, float]:
+        """Values for the ``pending`` upsert; ``key`` is (kind, key)."""
+        return key[0], key[1], self.row, self.updated
+
+
 def _dumps(row: dict[str, Any]) -> str:
     return json.dumps(row, separators=(",", ":"))
 
 
 @dataclass
 class Mirror:
-    """Tasks, outbox rows and cooldowns by key, plus the writes the file has not taken yet."""
+    """Tasks, outbox rows, cooldowns and pending intents by key, plus the writes the file has not taken yet."""
 
     tasks: dict[str, TaskRow] = field(default_factory=dict)
     outbox: dict[str, BoxRow] = field(default_factory=dict)
     cooldowns: dict[str, Cooldown] = field(default_factory=dict)
+    pending: dict[tuple[str, str], PendingRow] = field(default_factory=dict)
     journal: deque[JournalRow] = field(default_factory=lambda: deque(maxlen=JOURNAL_BUFFER))
     quarantine: list[QuarantineRow] = field(default_factory=list)
     journal_dropped: int = 0
@@ -118,6 +131,14 @@ class Mirror:
             del self.outbox[box_id]
         return gone
 
+    def put_pending(self, kind: str, key: str, row: dict[str, Any] | None, now: float) -> PendingRow | None:
+        """Record (or, with None, forget) one intent; returns what the file must now hold."""
+        if row is None:
+            self.pending.pop((kind, key), None)
+            return None
+        entry = self.pending[(kind, key)] = PendingRow(_dumps(row), now)
+        return entry
+
     def drop(self, table: str, key: str) -> None:
         """Forget a row that was set aside (``table`` as named in the file)."""
         if table == "tasks":
@@ -126,6 +147,9 @@ class Mirror:
             self.outbox.pop(key, None)
         elif table == "model_health":
             self.cooldowns.pop(key, None)
+        elif table == "pending":
+            kind, _, name = key.partition(":")
+            self.pending.pop((kind, name), None)
 
     def buffer_journal(self, rows: list[JournalRow]) -> None:
         assert self.journal.maxlen is not None

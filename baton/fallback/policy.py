@@ -19,7 +19,8 @@ Theory of operation (rules: ``docs/behaviour/runtime-fallback.md``, cited as §n
   shows no output within ``timeout_seconds``.
 
 This module holds the tracking and the signals; the mechanics of a switch (choose, re-send,
-commit or roll back, watchdog) are in :mod:`baton.fallback.switching`, its base class.
+commit or roll back, watchdog) are in :mod:`baton.fallback.switching`, and finishing a re-send
+a killed baton had decided in :mod:`baton.fallback.recovery`: its base classes.
 
 Nothing here performs I/O, reads a clock or sleeps: time arrives as ``now`` (epoch seconds).
 """
@@ -40,6 +41,7 @@ from baton.events import (
     Event,
     PartDelta,
     PartUpdated,
+    RecoveredResend,
     ResendResult,
     SessionCreated,
     SessionDeleted,
@@ -51,22 +53,18 @@ from baton.events import (
     UserMessage,
 )
 from baton.fallback.errors import ErrorType, classify_error, retry_after_ms
-from baton.fallback.retry_status import retry_key
-from baton.fallback.state import Session, SessionSnapshot, Turn
-from baton.fallback.switching import NO_ACTIONS, Switcher, resend_retry_key, watchdog_key
+from baton.fallback.recovery import Recovery
+from baton.fallback.retry_status import provider_retry_at, retry_key
+from baton.fallback.state import Session, SessionSnapshot, Turn, parts_by_id
+from baton.fallback.switching import NO_ACTIONS, watchdog_key
 from baton.models import same_model
 
 __all__ = ["FallbackPolicy"]
 
-SESSION_TTL_S = 30 * 60.0
-SWEEP_EVERY_S = 5 * 60.0
-# opencode 1.18 waits 2 s * 2^(attempt-1) (+ up to ~25 % jitter) between its own retries; a
-# `next` inside that band is opencode's schedule, not a retry time the provider gave (§6.1).
-OPENCODE_BACKOFF_BASE_S = 2.0
 OUTPUT_PART_TYPES = frozenset({"text", "reasoning", "tool"})
 
 
-class FallbackPolicy(Switcher):
+class FallbackPolicy(Recovery):
     """Decides, per session, when to leave a failing model and which model to take next."""
 
     def __init__(
@@ -81,7 +79,6 @@ class FallbackPolicy(Switcher):
         self._owned_elsewhere = owned_elsewhere
         # Set while another fallback (oh-my-opencode's own) would act on the same failures (§10.3).
         self.passive_reason: str | None = None
-        self._next_sweep: float | None = None
         self._handlers: dict[type, Callable[[Any, float], list[Action]]] = {
             PartDelta: self._on_delta,
             PartUpdated: self._on_part,
@@ -94,6 +91,7 @@ class FallbackPolicy(Switcher):
             SessionDeleted: self._on_deleted,
             TimerFired: self._on_timer,
             ResendResult: self._on_resend_result,
+            RecoveredResend: self._on_recovered,
         }
 
     # ------------------------------------------------------------------ entry point
@@ -104,7 +102,7 @@ class FallbackPolicy(Switcher):
             return NO_ACTIONS
         actions = self._handlers[type(event)](event, now)
         if self._next_sweep is None or now >= self._next_sweep:
-            self._sweep(now)
+            actions = actions + self._sweep(now)
         return actions
 
     def snapshot(self, now: float) -> list[SessionSnapshot]:
@@ -146,24 +144,6 @@ class FallbackPolicy(Switcher):
             session.directory = event.directory or session.directory
             session.parent_id = event.parent_id
         return NO_ACTIONS
-
-    def _on_deleted(self, event: SessionDeleted, now: float) -> list[Action]:
-        session = self.sessions.pop(event.session_id, None)
-        if session is None or session.fb is None:
-            return NO_ACTIONS
-        actions: list[Action] = []
-        if session.fb.watchdog_at is not None:
-            actions.append(CancelTimer(watchdog_key(session.id)))
-        if session.fb.resend_retry_at is not None:
-            actions.append(CancelTimer(resend_retry_key(session.id)))
-        return actions
-
-    def _sweep(self, now: float) -> None:
-        """Forget sessions unseen for 30 minutes, keys and id sets included (§6.9)."""
-        self._next_sweep = now + SWEEP_EVERY_S
-        stale = [sid for sid, s in self.sessions.items() if now - s.last_seen > SESSION_TTL_S]
-        for sid in stale:
-            del self.sessions[sid]
 
     def _on_part(self, event: PartUpdated, now: float) -> list[Action]:
         session = self.sessions.get(event.session_id)
@@ -226,7 +206,7 @@ class FallbackPolicy(Switcher):
         actions: list[Action] = []
         if turn is not None and turn.user_id == event.message_id:
             if event.parts is not None:
-                turn.parts = _parts_by_id(event.parts)
+                turn.parts = parts_by_id(event.parts)
             if model is None or same_model(model, turn.model) or self._is_own_model(session, model):
                 turn.model = model or turn.model
                 return actions
@@ -236,7 +216,7 @@ class FallbackPolicy(Switcher):
         # A new turn: the keys and id sets of the old one no longer apply (§8.2).
         session.turn = turn = Turn(user_id=event.message_id, model=model, agent=event.agent)
         if event.parts is not None:
-            turn.parts = _parts_by_id(event.parts)
+            turn.parts = parts_by_id(event.parts)
         fb = session.fb
         if model is None:
             return actions
@@ -247,6 +227,7 @@ class FallbackPolicy(Switcher):
             fb.replaced.clear()
             fb.decided.clear()
             self._drop_resend_retry(fb, actions, session.id)  # a retry re-sends the turn it was for only
+            self._clear_intent(fb, actions, session.id)  # a newer prompt: the re-send is moot (§7 rule 8)
             if not self._is_own_model(session, model):
                 self._manual_change(session, model, now, actions, "a prompt chose another model")
         if self.settings.cooldown_seconds > 0 and self.cooldowns.is_cooling(model, now):
@@ -269,6 +250,7 @@ class FallbackPolicy(Switcher):
             actions.append(CancelTimer(watchdog_key(session.id)))
         if old is not None:
             self._drop_resend_retry(old, actions, session.id)
+            self._clear_intent(old, actions, session.id)
         session.fb = self._new_state(session, model)
         if old is not None and old.in_flight is not None:
             # The re-send still runs: no second switch may start before it reports (§6.8).
@@ -343,7 +325,7 @@ class FallbackPolicy(Switcher):
             if key == fb.retry_key:
                 return NO_ACTIONS
             fb.retry_key = key
-        until = self._provider_until_from_next(event, now)
+        until = provider_retry_at(event.next_ms, event.attempt, now)
         return self._on_failure(
             session, now, error=event.message, message_id=message_id, failing=failing,
             terminal=False, provider_until=until, key=key,
@@ -431,17 +413,6 @@ class FallbackPolicy(Switcher):
             model = agent_primary_model(self.config, session.agent_key)
         return message_id, model
 
-    def _provider_until_from_next(self, event: SessionStatus, now: float) -> float | None:
-        """``next`` is the provider's retry time only when it falls outside opencode's backoff band."""
-        if event.next_ms is None:
-            return None
-        delay = event.next_ms / 1000.0 - now
-        attempt = event.attempt if isinstance(event.attempt, int) and event.attempt > 0 else 1
-        base = OPENCODE_BACKOFF_BASE_S * 2 ** (attempt - 1)
-        if base * 0.8 <= delay <= base * 1.3 + 0.5:
-            return None
-        return event.next_ms / 1000.0
-
     def _on_failure(
         self,
         session: Session,
@@ -521,7 +492,3 @@ class FallbackPolicy(Switcher):
         self._switch(session, failing, message_id, now, actions, reason=info.message[:200])
         return actions
 
-
-def _parts_by_id(parts: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
-    """A fetched message's parts in order, keyed like the stream's (by part id)."""
-    return {p.get("id", str(i)): p for i, p in enumerate(parts)}

@@ -12,9 +12,20 @@ import math
 import re
 from collections.abc import Mapping
 
-__all__ = ["UNKNOWN_MODEL", "dedupe_key", "model_in_text", "normalized_class", "retry_attempt", "retry_key"]
+__all__ = [
+    "UNKNOWN_MODEL",
+    "dedupe_key",
+    "model_in_text",
+    "normalized_class",
+    "provider_retry_at",
+    "retry_attempt",
+    "retry_key",
+]
 
 UNKNOWN_MODEL = "unknown-model"
+# opencode 1.18 waits 2 s * 2^(attempt-1) (+ up to ~25 % jitter) between its own retries; a
+# `next` inside that band is opencode's schedule, not a retry time the provider gave (§6.1).
+OPENCODE_BACKOFF_BASE_S = 2.0
 
 # ``[0-9]`` rather than ``\d``: ASCII digits only, as JavaScript's ``\d`` (Python's also takes other scripts).
 _ATTEMPT_RE = re.compile(r"attempt\s*#\s*([0-9]+)", re.IGNORECASE)
@@ -94,3 +105,16 @@ def retry_key(
     message = _message(status)
     model = failing_model or model_in_text(message) or current_model
     return dedupe_key(retry_attempt(status), model, normalized_class(message))
+
+
+def provider_retry_at(next_ms: int | None, attempt: object, now: float) -> float | None:
+    """A retry status's ``next`` (epoch ms) as the provider's retry time (epoch s), or None when
+    there is none or it falls inside opencode's own backoff band for ``attempt`` (spec §6.1.3)."""
+    if next_ms is None:
+        return None
+    delay = next_ms / 1000.0 - now
+    attempt = attempt if isinstance(attempt, int) and attempt > 0 else 1
+    base = OPENCODE_BACKOFF_BASE_S * 2 ** (attempt - 1)
+    if base * 0.8 <= delay <= base * 1.3 + 0.5:
+        return None
+    return next_ms / 1000.0

@@ -11,7 +11,12 @@ from typing import Any
 
 from baton.events import StatusType
 
-__all__ = ["FallbackState", "Prepared", "Session", "SessionSnapshot", "Turn"]
+__all__ = ["FallbackState", "Prepared", "Session", "SessionSnapshot", "Turn", "parts_by_id"]
+
+
+def parts_by_id(parts: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
+    """A fetched message's parts in order, keyed like the stream's (by part id)."""
+    return {p.get("id", str(i)): p for i, p in enumerate(parts)}
 
 
 @dataclass(slots=True)
@@ -46,6 +51,8 @@ class Prepared:
     # previous one right away (see ``Switcher._resend_failed``).
     retry: int = 0
     abort: bool = False
+    # Finishes a re-send a killed baton had decided (spec §7 rule 8).
+    recovered: bool = False
 
 
 @dataclass(slots=True)
@@ -77,6 +84,8 @@ class FallbackState:
     resend_aborted: bool = False
     resend_retry_at: float | None = None
     failed_in_flight: str | None = None
+    # The store holds a re-send intent for this session (``SaveIntent`` emitted, not yet cleared).
+    intent_saved: bool = False
 
 
 @dataclass(slots=True)

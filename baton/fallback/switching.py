@@ -13,15 +13,30 @@ error that is not one a fallback acts on, arriving while the re-send is in fligh
 :data:`RESEND_ERROR_WINDOW_S` of its commit and before the new model answered, re-sends the
 same message on the same model after a backoff, up to :data:`RESEND_TRIES` calls in all, each
 journaled. Past the bound the error is classified as usual.
+
+Every re-send is recorded durably before its I/O starts (``SaveIntent``, then ``Resend``) and
+forgotten once its outcome is known or it became moot (``ClearIntent``), so that a baton killed
+in between finishes it after its restart (:mod:`baton.fallback.recovery`, §7 rule 8).
 """
 
 from __future__ import annotations
 
-from baton.actions import Action, CancelTimer, Note, Resend, SaveCooldown, Schedule, Toast
+from baton.actions import (
+    Action,
+    CancelTimer,
+    ClearIntent,
+    Note,
+    Resend,
+    ResendIntent,
+    SaveCooldown,
+    SaveIntent,
+    Schedule,
+    Toast,
+)
 from baton.chains import resolve_chain
 from baton.config import Config
 from baton.cooldowns import Cooldowns
-from baton.events import ResendOutcome, ResendResult, StatusType, TimerFired
+from baton.events import ResendOutcome, ResendResult, SessionDeleted, StatusType, TimerFired
 from baton.fallback.errors import ErrorInfo, ErrorType
 from baton.fallback.state import FallbackState, Prepared, Session, Turn
 from baton.models import same_model
@@ -46,6 +61,9 @@ NO_ACTIONS: list[Action] = []
 RESEND_TRIES = 3
 RESEND_RETRY_FIRST_S = 0.5
 RESEND_ERROR_WINDOW_S = 10.0
+# Sessions unseen this long are forgotten, looked for this often (§6.9).
+SESSION_TTL_S = 30 * 60.0
+SWEEP_EVERY_S = 5 * 60.0
 # Errors no re-send can help: a stop, and an overflow that opencode's compaction handles.
 _NOT_RESENT = frozenset({ErrorType.ABORT, ErrorType.CONTEXT_OVERFLOW})
 
@@ -77,6 +95,7 @@ class Switcher:
         self.cooldowns = cooldowns
         self.sessions: dict[str, Session] = {}
         self._token = 0
+        self._next_sweep: float | None = None
 
     def _new_state(self, session: Session, model: str) -> FallbackState:
         chain = resolve_chain(self.config, agent_key=session.agent_key, category=None, model=model)
@@ -156,15 +175,17 @@ class Switcher:
         self._send(session, index, model, failing, reason, 0, now, actions)
 
     def _send(self, session: Session, index: int, model: str, failing: str, reason: str, retry: int, now: float,
-              actions: list[Action]) -> None:
-        """Hold the tentative choice in ``in_flight`` and ask for the abort (if running) and re-send."""
+              actions: list[Action], *, recovered: bool = False) -> None:
+        """Hold the tentative choice in ``in_flight``, record the intent, and ask for the abort (if
+        running) and re-send: the intent is in the store before the re-send's I/O starts."""
         fb = session.fb
         assert fb is not None
         sid = session.id
         turn = session.turn
         abort = session.status in (StatusType.BUSY, StatusType.RETRY)
         self._token += 1
-        fb.in_flight = Prepared(self._token, index, model, failing, reason, retry=retry, abort=abort)
+        fb.in_flight = Prepared(self._token, index, model, failing, reason, retry=retry, abort=abort,
+                                recovered=recovered)
         fb.awaiting = True
         fb.failed_in_flight = None
         if fb.watchdog_at is not None:
@@ -172,19 +193,35 @@ class Switcher:
             actions.append(CancelTimer(watchdog_key(sid)))
         if abort:
             fb.own_abort_until = now + OWN_ABORT_GRACE_S
+        message_id = turn.user_id if turn is not None else None
+        agent = turn.agent if turn is not None and turn.agent else session.agent_raw
+        fb.intent_saved = True
+        actions.append(SaveIntent(ResendIntent(
+            session_id=sid, message_id=message_id, model=model, agent=agent, directory=session.directory,
+            original=fb.original, current=fb.current, failing=failing, reason=reason, chain=fb.chain,
+            chain_source=fb.chain_source, index=index, from_index=fb.index, attempts=fb.attempts, retry=retry,
+            seen=tuple(turn.assistants) if turn is not None else (), decided_at=now,
+        )))
         parts = tuple(turn.parts.values()) if turn is not None and turn.parts else None
         actions.append(
             Resend(
                 session_id=sid,
                 token=self._token,
-                message_id=turn.user_id if turn is not None else None,
+                message_id=message_id,
                 model=model,
-                agent=(turn.agent if turn is not None and turn.agent else session.agent_raw),
+                agent=agent,
                 parts=parts,
                 abort=abort,
                 directory=session.directory,
             )
         )
+
+    @staticmethod
+    def _clear_intent(fb: FallbackState, actions: list[Action], session_id: str) -> None:
+        """The re-send's outcome is known, or it is moot: the store forgets the intent (§7 rule 8)."""
+        if fb.intent_saved:
+            fb.intent_saved = False
+            actions.append(ClearIntent(session_id))
 
     def _on_resend_result(self, event: ResendResult, now: float) -> list[Action]:
         session = self.sessions.get(event.session_id)
@@ -194,14 +231,17 @@ class Switcher:
         prepared = fb.in_flight
         fb.in_flight = None
         sid = session.id
+        actions: list[Action] = []
+        self._clear_intent(fb, actions, sid)
         if prepared.stale:
-            return [Note(sid, "resent", f"re-send on {prepared.model} ended ({event.outcome.value}) after the user "
-                                        "changed model; nothing to commit")]
+            actions.append(Note(sid, "resent", f"re-send on {prepared.model} ended ({event.outcome.value}) after "
+                                "the user changed model; nothing to commit"))
+            return actions
         if event.outcome is ResendOutcome.REFUSED:
-            actions: list[Action] = [
+            actions.append(
                 Note(sid, "resend_failed", f"re-sending on {prepared.model} failed: {event.detail}",
                      {"model": prepared.model})
-            ]
+            )
             self._clear_switch(fb, actions, sid)
             actions.append(
                 Toast("baton: fallback failed", f"Could not re-send on {_short(prepared.model)}: {event.detail}"[:300],
@@ -209,21 +249,22 @@ class Switcher:
             )
             return actions
         fb.resent_at, fb.resend_aborted = now, prepared.abort
+        after = " after a restart of baton" if prepared.recovered else ""
         if prepared.retry:
             fb.pending = prepared.model
-            actions = [
-                Note(sid, "resent", f"message re-sent again on {prepared.model} "
+            actions.append(
+                Note(sid, "resent", f"message re-sent again on {prepared.model}{after} "
                      f"(try {prepared.retry}/{RESEND_TRIES}, {event.outcome.value})",
                      {"model": prepared.model, "attempt": fb.attempts, "try": prepared.retry})
-            ]
+            )
         else:
             fb.index = prepared.index
             fb.attempts += 1
             fb.current = fb.pending = prepared.model
-            actions = [
-                Note(sid, "resent", f"message re-sent on {prepared.model} ({event.outcome.value})",
+            actions.append(
+                Note(sid, "resent", f"message re-sent on {prepared.model}{after} ({event.outcome.value})",
                      {"model": prepared.model, "attempt": fb.attempts})
-            ]
+            )
         if _answered(session.turn, prepared.model):
             fb.awaiting = False
         elif self.settings.timeout_seconds > 0:
@@ -242,6 +283,7 @@ class Switcher:
         return actions
 
     def _clear_switch(self, fb: FallbackState, actions: list[Action], session_id: str) -> None:
+        self._clear_intent(fb, actions, session_id)
         fb.awaiting = False
         fb.pending = None
         fb.retry_key = None
@@ -367,6 +409,31 @@ class Switcher:
             return actions
         fb.resend_tries += 1
         self._send(session, fb.index, model, fb.original, "re-send failed at once", fb.resend_tries, now, actions)
+        return actions
+
+    # ------------------------------------------------------------------ deletion and expiry (§6.9)
+
+    def _on_deleted(self, event: SessionDeleted, now: float) -> list[Action]:
+        session = self.sessions.pop(event.session_id, None)
+        if session is None or session.fb is None:
+            return NO_ACTIONS
+        actions: list[Action] = []
+        if session.fb.watchdog_at is not None:
+            actions.append(CancelTimer(watchdog_key(session.id)))
+        if session.fb.resend_retry_at is not None:
+            actions.append(CancelTimer(resend_retry_key(session.id)))
+        self._clear_intent(session.fb, actions, session.id)
+        return actions
+
+    def _sweep(self, now: float) -> list[Action]:
+        """Forget sessions unseen for 30 minutes, keys, id sets and re-send intents included (§6.9)."""
+        self._next_sweep = now + SWEEP_EVERY_S
+        stale = [sid for sid, s in self.sessions.items() if now - s.last_seen > SESSION_TTL_S]
+        actions: list[Action] = []
+        for sid in stale:
+            fb = self.sessions.pop(sid).fb
+            if fb is not None:
+                self._clear_intent(fb, actions, sid)
         return actions
 
     def _on_timer(self, event: TimerFired, now: float) -> list[Action]:

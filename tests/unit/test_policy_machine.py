@@ -1,4 +1,9 @@
-"""Random event sequences against the fallback policy: its safety rules hold whatever opencode sends."""
+"""Random event sequences against the fallback policy: its safety rules hold whatever opencode sends.
+
+The machine also keeps what the store would hold of the re-send intents (``SaveIntent`` /
+``ClearIntent``) and can restart baton: a fresh policy sees a resync of each session's latest
+message (on the model opencode shows it with) and then the intents left behind.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from policy_sim import Sim, make_config
 
-from baton.actions import Resend
-from baton.events import ResendOutcome
+from baton.actions import ClearIntent, Resend, ResendIntent, SaveIntent
+from baton.events import RecoveredResend, ResendOutcome, SessionStatus, StatusType, UserMessage
 from baton.fallback.switching import RESEND_TRIES, resend_retry_key
 from baton.models import same_model
 
@@ -34,11 +39,18 @@ class PolicyMachine(RuleBasedStateMachine):
                                    "runtime_fallback": {"max_fallback_attempts": MAX_ATTEMPTS}})
         self.sim = Sim(config)
         self.in_flight: dict[str, Resend] = {}
+        # What the store holds (session -> intent) and what opencode shows: latest message, its model.
+        self.store: dict[str, ResendIntent] = {}
+        self.opencode: dict[str, tuple[str, str]] = {}
         self.turns = 0
         self.assistants = 0
 
     def _check(self, actions: list[object]) -> None:
         for action in actions:
+            if isinstance(action, SaveIntent):
+                self.store[action.intent.session_id] = action.intent
+            elif isinstance(action, ClearIntent):
+                self.store.pop(action.session_id, None)
             if not isinstance(action, Resend):
                 continue
             sid = action.session_id
@@ -49,13 +61,17 @@ class PolicyMachine(RuleBasedStateMachine):
                 assert same_model(action.model, state.current) and 2 <= state.in_flight.retry <= RESEND_TRIES
             else:
                 assert not same_model(action.model, state.in_flight.failing), "switched to the failing model"
-            assert not self.sim.policy.cooldowns.is_cooling(action.model, self.sim.now), "switched to a cooling model"
+            cooling = self.sim.policy.cooldowns.is_cooling(action.model, self.sim.now)
+            # A recovered re-send goes to a cooling model only when the chain has no other left.
+            assert not cooling or state.in_flight.recovered, "switched to a cooling model"
+            assert self.store.get(sid) is not None, "a re-send without a recorded intent"
             assert action.model in state.chain
             self.in_flight[sid] = action
 
     @rule(sid=st.sampled_from(SESSIONS), model=st.sampled_from(MODELS))
     def prompt(self, sid: str, model: str) -> None:
         self.turns += 1
+        self.opencode[sid] = (f"msg_u{self.turns}", model)
         self._check(self.sim.user(sid, f"msg_u{self.turns}", model))
         self._check(self.sim.busy(sid))
 
@@ -91,6 +107,9 @@ class PolicyMachine(RuleBasedStateMachine):
     def resend_outcome(self, data: st.DataObject, outcome: ResendOutcome) -> None:
         sid = data.draw(st.sampled_from(sorted(self.in_flight)))
         resend = self.in_flight.pop(sid)
+        shown = self.opencode.get(sid)
+        if outcome is not ResendOutcome.REFUSED and shown is not None and shown[0] == resend.message_id:
+            self.opencode[sid] = (shown[0], resend.model)  # the re-sent message replaced the original
         self._check(self.sim.result(sid, resend.token, outcome))
 
     @rule(sid=st.sampled_from(SESSIONS))
@@ -108,9 +127,41 @@ class PolicyMachine(RuleBasedStateMachine):
         self._check(self.sim.idle(sid))
         self._check(self.sim.fire(resend_retry_key(sid)))
 
+    @rule(statuses=st.tuples(*(st.sampled_from([StatusType.IDLE, StatusType.BUSY]) for _ in SESSIONS)),
+          reached=st.tuples(*(st.booleans() for _ in SESSIONS)))
+    def baton_restarts(self, statuses: tuple[StatusType, ...], reached: tuple[bool, ...]) -> None:
+        """kill -9 and start: the re-sends in flight never report, though opencode may have taken
+        them (``reached``); the store and opencode remain."""
+        for sid, took in zip(SESSIONS, reached, strict=True):
+            resend, shown = self.in_flight.get(sid), self.opencode.get(sid)
+            if took and resend is not None and shown is not None and shown[0] == resend.message_id:
+                self.opencode[sid] = (shown[0], resend.model)
+        old = self.sim
+        self.sim = Sim(old.policy.config, old.policy.cooldowns)
+        self.sim.now = old.now
+        self.in_flight.clear()
+        for sid, status in zip(SESSIONS, statuses, strict=True):
+            if sid in self.opencode:
+                mid, model = self.opencode[sid]
+                part = {"id": f"prt_{mid}", "type": "text", "text": "hello"}
+                self._check(self.sim.feed(UserMessage(sid, mid, model, "build", (part,))))
+                self._check(self.sim.feed(SessionStatus(sid, status)))
+        for intent in list(self.store.values()):
+            self._check(self.sim.feed(RecoveredResend(intent)))
+
     @rule(seconds=st.sampled_from([1.0, 31.0, 61.0]))
     def time_passes(self, seconds: float) -> None:
         self.sim.advance(seconds)
+
+    @invariant()
+    def the_store_holds_an_intent_exactly_for_the_resends_in_flight(self) -> None:
+        for sid in self.store:
+            session = self.sim.policy.sessions.get(sid)
+            fb = session.fb if session is not None else None
+            assert fb is not None and fb.intent_saved, f"{sid}: an intent the policy forgot"
+            assert fb.in_flight is not None and not fb.in_flight.stale, f"{sid}: an intent with no re-send running"
+        for sid, session in self.sim.policy.sessions.items():
+            assert not (session.fb is not None and session.fb.intent_saved) or sid in self.store
 
     @invariant()
     def attempts_stay_within_the_limit(self) -> None:

@@ -213,6 +213,81 @@ def test_close_makes_a_last_attempt_to_write_what_is_pending(disk: Disk) -> None
     assert contents(path)["tasks"] == ["bg_1"]
 
 
+def intent(session: str, model: str = "fake/backup") -> dict[str, Any]:
+    return {"session_id": session, "message_id": "msg_u1", "model": model, "decided_at": NOW}
+
+
+def pending(path: Path) -> dict[str, str]:
+    """The re-send intents a second (readonly) store reads from the file: session -> model."""
+    with Store(path, readonly=True) as reader:
+        return {r["session_id"]: r["model"] for r in reader.load_pending("resend", dict)}
+
+
+def test_pending_intents_survive_a_full_disk_and_heal_writes_them_back(disk: Disk) -> None:
+    """Recorded, replaced and cleared while the disk is full: the mirror answers at once, the file
+    gets exactly the mirror's rows once space returns (the cleared one gone, the replaced one new)."""
+    path = disk.root / "baton.db"
+    with Store(path) as store:
+        store.put_pending("resend", "ses_a", intent("ses_a"), NOW)
+        store.put_pending("resend", "ses_b", intent("ses_b"), NOW)
+        store.put_pending("parked", "ses_a", {"session_id": "ses_a", "model": "other"}, NOW)
+        disk.fill()
+        store.put_pending("resend", "ses_c", intent("ses_c"), NOW)
+        store.put_pending("resend", "ses_a", None, NOW)
+        store.put_pending("resend", "ses_b", intent("ses_b", "fake/third"), NOW)
+        assert store.problem is not None
+        assert {r["session_id"]: r["model"] for r in store.load_pending("resend", dict)} == {
+            "ses_b": "fake/third", "ses_c": "fake/backup"}
+        assert pending(path) == {"ses_a": "fake/backup", "ses_b": "fake/backup"}
+        disk.free()
+        store.heal(NOW + HEAL_RETRY_S)
+        assert store.problem is None
+        assert pending(path) == {"ses_b": "fake/third", "ses_c": "fake/backup"}
+    with Store(path) as reopened:  # a restart reads them back, the other kind untouched
+        assert sorted(r["session_id"] for r in reopened.load_pending("resend", dict)) == ["ses_b", "ses_c"]
+        assert [r["model"] for r in reopened.load_pending("parked", dict)] == ["other"]
+
+
+def test_pending_intents_are_rewritten_into_a_deleted_file(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "baton.db"
+    with Store(path) as store:
+        store.put_pending("resend", "ses_a", intent("ses_a"), NOW)
+        path.unlink()
+        store.put_pending("resend", "ses_b", intent("ses_b"), NOW)  # into the unlinked file: the mirror keeps it
+        store.heal(NOW)
+        assert store.problem is None
+        assert pending(path) == {"ses_a": "fake/backup", "ses_b": "fake/backup"}
+
+
+def test_an_unreadable_pending_row_is_quarantined(tmp_path: Path) -> None:
+    path = tmp_path / "baton.db"
+    with Store(path) as store:
+        store.put_pending("resend", "ses_ok", intent("ses_ok"), NOW)
+    with raw(path) as db:
+        db.execute("INSERT INTO pending VALUES ('resend', 'ses_bad', '{oops', 0)")
+    with Store(path) as store, structlog.testing.capture_logs() as logs:
+        assert [r["session_id"] for r in store.load_pending("resend", dict)] == ["ses_ok"]
+    assert [(e["table"], e["id"]) for e in logs if e["event"] == "store: skipped an unreadable row"] == [
+        ("pending", "resend:ses_bad")]
+    with raw(path) as db:
+        assert db.execute("SELECT table_name, row_id FROM quarantine").fetchall() == [("pending", "resend:ses_bad")]
+        assert db.execute("SELECT key FROM pending").fetchall() == [("ses_ok",)]
+
+
+def test_a_store_from_before_the_pending_table_is_migrated(tmp_path: Path) -> None:
+    """Schema 3 (no ``pending``): read-only readers find no intents, a writer adds the table."""
+    path = tmp_path / "baton.db"
+    Store(path).close()
+    with raw(path) as db:
+        db.execute("DROP TABLE pending")
+        db.execute("PRAGMA user_version = 3")
+    with Store(path, readonly=True) as reader:
+        assert reader.load_pending("resend", dict) == []
+    with Store(path) as store:
+        store.put_pending("resend", "ses_a", intent("ses_a"), NOW)
+    assert pending(path) == {"ses_a": "fake/backup"}
+
+
 # --- deleted or replaced file --------------------------------------------------------------------------
 
 
@@ -432,7 +507,7 @@ def test_store_from_a_newer_baton_is_refused_at_open(tmp_path: Path, readonly: b
         db.execute("PRAGMA user_version = 42")
     with pytest.raises(StoreTooNew) as raised:
         Store(path, readonly=readonly)
-    assert str(raised.value) == (f"{path} was written by a newer baton (schema 42, this baton knows 3); "
+    assert str(raised.value) == (f"{path} was written by a newer baton (schema 42, this baton knows 4); "
                                  "upgrade baton or use another --state-dir")
     assert isinstance(raised.value, StoreError)
 
