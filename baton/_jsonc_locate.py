@@ -11,19 +11,15 @@ Nothing here knows baton's keys: :mod:`baton.config` passes its models in.
 from __future__ import annotations
 
 import functools
-import json
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+from pydantic import BaseModel, ValidationError
 
 from baton.jsonc import JsoncError, TextIndex, clean, parse, read_text
+from baton.settings import Range, Segment, key_path, number_text, show_value
 
 __all__ = [
     "ConfigError",
@@ -44,13 +40,7 @@ __all__ = [
     "validate",
 ]
 
-Segment = str | int
-"""One step of a key path: an object key or a list index."""
-
 _Model = TypeVar("_Model", bound=BaseModel)
-
-_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$-]*")
-
 
 class ConfigError(Exception):
     """A config file that baton refuses to guess about; ``str()`` is one line for the terminal."""
@@ -85,24 +75,6 @@ def printable(text: str) -> str:
     file name that is not UTF-8 (surrogate-escaped by Python) cannot fail the write.
     """
     return text.translate(_UNPRINTABLE)
-
-
-def key_path(keys: Sequence[Segment]) -> str:
-    """``agents.build.fallback_models[0]``; odd names quoted: ``baton.model_fallbacks["p/m"]``."""
-    out = ""
-    for seg in keys:
-        if isinstance(seg, int):
-            out += f"[{seg}]"
-        elif _IDENTIFIER.fullmatch(seg):
-            out += f".{seg}" if out else seg
-        else:
-            out += f"[{json.dumps(seg)}]"
-    return out
-
-
-def number_text(value: float) -> str:
-    """``60`` rather than ``60.0``: numbers as a user writes them."""
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 JsoncSyntaxError = JsoncError
@@ -158,36 +130,6 @@ class JsoncFile:
         return place(self.path, *self.where(keys, key=True), key_path(keys) or None) + message
 
 
-@dataclass(frozen=True)
-class Range:
-    """Bounds for a number, with a message that names both ends ("between 1 and 20")."""
-
-    low: float
-    high: float | None = None
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        result = handler(schema)
-        result["minimum"] = self.low
-        if self.high is not None:
-            result["maximum"] = self.high
-        return result
-
-    def _check(self, value: float) -> float:
-        if not math.isfinite(value):
-            raise PydanticCustomError("out_of_range", "must be a finite number")
-        if value < self.low or (self.high is not None and value > self.high):
-            low = number_text(self.low)
-            bounds = f"at least {low}" if self.high is None else f"between {low} and {number_text(self.high)}"
-            raise PydanticCustomError("out_of_range", "must be {bounds} (got {got})",
-                                      {"bounds": bounds, "got": number_text(value)})
-        return value
-
-
 _REASONS = {
     "int_type": "must be an integer", "int_from_float": "must be an integer",
     "int_parsing": "must be an integer", "bool_type": "must be true or false",
@@ -221,16 +163,6 @@ def validate(model: type[_Model], data: object, file: JsoncFile | None) -> _Mode
                 None, None, None, key_path(keys), reason)
             found.append(((error.line or 0, error.column or 0), error))
         raise min(found, key=lambda item: item[0])[1] from None
-
-
-def show_value(value: object) -> str:
-    """A value as a user wrote it, cut to 40 characters: "an object", "a list", ``"text"``, ``12``."""
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def unknown_keys(data: object, model: type[BaseModel], path: tuple[Segment, ...] = ()

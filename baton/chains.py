@@ -10,8 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from baton._jsonc_locate import key_path, number_text
-from baton.config import AgentConfig, Config
+from baton.settings import AgentConfig, Config, key_path, number_text
 
 __all__ = ["ResolvedChain", "agent_key_for", "agent_primary_model", "describe", "resolve_chain"]
 

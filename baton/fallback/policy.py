@@ -33,7 +33,6 @@ from typing import Any
 
 from baton.actions import Action, CancelTimer, Note
 from baton.chains import agent_key_for, agent_primary_model
-from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.events import (
     COMPACTION_AGENT,
@@ -58,6 +57,7 @@ from baton.fallback.retry_status import provider_retry_at, retry_key
 from baton.fallback.state import Session, SessionSnapshot, Turn, parts_by_id
 from baton.fallback.switching import NO_ACTIONS, watchdog_key
 from baton.models import same_model
+from baton.settings import Config
 
 __all__ = ["FallbackPolicy"]
 

@@ -34,12 +34,12 @@ from baton.actions import (
     Toast,
 )
 from baton.chains import resolve_chain
-from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.events import ResendOutcome, ResendResult, SessionDeleted, StatusType, TimerFired
 from baton.fallback.errors import ErrorInfo, ErrorType
 from baton.fallback.state import FallbackState, Prepared, Session, Turn
 from baton.models import same_model
+from baton.settings import Config
 
 __all__ = [
     "NO_ACTIONS",

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from baton.chains import agent_key_for, agent_primary_model, resolve_chain
-from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.models import same_model
+from baton.settings import Config
 from baton.tasks import texts
 from baton.tasks.model import LIVE, Task
 from baton.tasks.queues import TaskIndex, concurrency_key, provider_of

@@ -8,11 +8,11 @@ appends to an ``actions`` list and never performs I/O.
 from __future__ import annotations
 
 from baton.actions import Note, SaveCooldown, Schedule, Toast
-from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.events import StatusType
 from baton.fallback.errors import ErrorType, classify_error, retry_after_ms
 from baton.models import same_model
+from baton.settings import Config
 from baton.tasks import texts
 from baton.tasks.actions import (
     AbortChild,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from baton.config import BackgroundTaskConfig
+from baton.settings import BackgroundTaskConfig
 from baton.tasks.model import LIVE, SLOT_HOLDING, TERMINAL, WAITING, Mode, Task, TaskEvent, TaskStatus, transition
 
 __all__ = ["TaskIndex", "concurrency_key", "limit_for", "provider_of"]

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 import anyio
 import structlog
 
-from baton.config import Config
 from baton.events import AssistantMessage, Event, PartUpdated, SessionCreated
 from baton.models import normalize_model
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError, OpencodeUnavailable
 from baton.opencode.events import parse_status
+from baton.settings import Config
 from baton.store import Store
 from baton.tasks.actions import (
     AbortChild,

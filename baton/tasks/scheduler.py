@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from baton.actions import Note
-from baton.config import Config
 from baton.cooldowns import Cooldowns
 from baton.events import (
     COMPACTION_AGENT,
@@ -57,6 +56,7 @@ from baton.events import (
 )
 from baton.fallback.errors import ErrorType, classify_error
 from baton.models import same_model
+from baton.settings import Config
 from baton.tasks import texts
 from baton.tasks.actions import ForgetTasks, TaskAction
 from baton.tasks.events import (
