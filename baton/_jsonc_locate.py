@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from baton.errors import BatonError
 from baton.jsonc import JsoncError, TextIndex, clean, parse, read_text
 from baton.settings import Range, Segment, key_path, number_text, show_value
 
@@ -42,8 +43,10 @@ __all__ = [
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
-class ConfigError(Exception):
+class ConfigError(BatonError):
     """A config file that baton refuses to guess about; ``str()`` is one line for the terminal."""
+
+    exit_code = 2
 
     def __init__(
         self, path: Path | None, line: int | None, column: int | None, key: str | None, reason: str

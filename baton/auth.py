@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from baton.errors import BatonError
+
 __all__ = [
     "TOKEN_ENV",
     "TokenError",
@@ -32,7 +34,7 @@ TOKEN_ENV = "BATON_TOKEN"
 TOKEN_FILE = "token"
 
 
-class TokenError(Exception):
+class TokenError(BatonError):
     """The token file could not be read or created."""
 
 

@@ -29,10 +29,11 @@ from baton.auth import read_token
 from baton.chains import describe
 from baton.config import ConfigError, json_schema, load_config
 from baton.cooldowns import Cooldowns
-from baton.daemon import DEFAULT_LISTEN, ServeOptions, StartupError, default_state_dir, serve
+from baton.daemon import DEFAULT_LISTEN, ServeOptions, default_state_dir, serve
 from baton.engine import HEARTBEAT_TIMEOUT_S
+from baton.errors import BatonError
 from baton.logs import configure_logging
-from baton.store import Store, StoreError
+from baton.store import Store
 from baton.tasks.actions import SaveOutbox, SaveTask
 from baton.tasks.launch import ToolError
 from baton.tasks.model import OutboxRow, Task
@@ -114,10 +115,8 @@ def _stopped(exc: BaseException) -> int:
     """Exit code and one clear line for whatever ended ``serve``; groups are unwrapped."""
     leaves = list(_leaves(exc))
     for leaf in leaves:
-        if isinstance(leaf, StartupError):
+        if isinstance(leaf, BatonError) and leaf.exit_code is not None:
             return _fail(str(leaf), leaf.exit_code)
-        if isinstance(leaf, StoreError):
-            return _fail(str(leaf), 2)
     if all(isinstance(leaf, KeyboardInterrupt | SystemExit) for leaf in leaves):
         return 0
     first = next(leaf for leaf in leaves if not isinstance(leaf, KeyboardInterrupt | SystemExit))
@@ -439,10 +438,12 @@ def demo(*, keep: bool = False) -> int:
 
 
 def main() -> None:
-    """The CLI's one boundary: a store or config problem is a line and exit 2, never a traceback."""
+    """The CLI's one boundary: a baton error with an exit code (store, config...) is a line, never a traceback."""
     configure_logging()
     try:
         code = app(result_action="return_value")
-    except (StoreError, ConfigError) as exc:
-        code = _fail(str(exc), 2)
+    except BatonError as exc:
+        if exc.exit_code is None:
+            raise
+        code = _fail(str(exc), exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

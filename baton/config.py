@@ -127,7 +127,11 @@ def _search(project_dir: Path | None, env: Mapping[str, str], home: Path) -> lis
 
 
 def _file(path: Path) -> Path | None:
-    return path if path.is_file() else None
+    """``path`` if it is a file; a place that cannot even be looked at is a ConfigError naming it."""
+    try:
+        return path if path.is_file() else None
+    except OSError as exc:  # not "no such file" (is_file says False): a path too long, no permission
+        raise ConfigError(path, None, None, None, f"cannot read: {exc.strerror or exc}") from None
 
 
 def _legacy_file(directory: Path) -> Path | None:

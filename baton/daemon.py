@@ -24,6 +24,7 @@ import structlog
 from baton.auth import TokenError, is_loopback, load_token
 from baton.config import Config, ConfigError, load_config
 from baton.engine import HEARTBEAT_TIMEOUT_S, MIN_HEARTBEAT_TIMEOUT_S, Engine
+from baton.errors import BatonError
 from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavailable, auth_from_env
 from baton.server import HttpServer, bind_socket, build_app, make_server
@@ -39,7 +40,7 @@ WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 STORE_HEAL_S = 1.0
 
 
-class StartupError(Exception):
+class StartupError(BatonError):
     """baton cannot start; ``exit_code`` says why (2 config/arguments, 3 opencode unreachable)."""
 
     def __init__(self, message: str, exit_code: int) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from baton.errors import BatonError
 from baton.testing.baton_process import BatonProcess
 from baton.testing.fake_provider import Answer, FakeProvider, Refuse
 from baton.testing.opencode import OPENCODE_VERSION, OpencodeServer, find_opencode, warm_template
@@ -28,8 +29,10 @@ ANSWER = "Hello from the backup model: your session kept going while the primary
 PROMPT = "Say hello."
 
 
-class DemoError(Exception):
+class DemoError(BatonError):
     """The demo could not run (no npm, opencode failed to start, ...)."""
+
+    exit_code = 1
 
 
 def run_demo(*, keep: bool = False) -> Iterator[str]:

@@ -25,6 +25,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from baton.errors import BatonError
+
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "JsoncError", "TextIndex", "clean", "decode", "parse", "place", "read_text"]
 
 MAX_DEPTH = 100
@@ -69,7 +71,7 @@ _FILE_KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (sta
                (stat.S_ISSOCK, "socket"))
 
 
-class JsoncError(ValueError):
+class JsoncError(BatonError, ValueError):
     """A file that is not readable JSONC; line and column are 1-based, when there is a place to name."""
 
     def __init__(self, line: int | None, column: int | None, reason: str) -> None:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar, overload
 
 import structlog
 
+from baton.errors import BatonError
 from baton.store_mirror import BoxRow, JournalRow, Mirror, QuarantineRow, TaskRow
 from baton.store_pending import PENDING_KEY, PENDING_MIGRATION, PendingTable, persist_pending
 
@@ -112,8 +113,10 @@ _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
 T = TypeVar("T")
 
 
-class StoreError(Exception):
+class StoreError(BatonError):
     """The state directory could not be opened, read or written."""
+
+    exit_code = 2
 
 
 class StoreTooNew(StoreError):

@@ -33,6 +33,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, Streamable
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
+from baton.errors import BatonError
 from baton.tasks.service import CallContext, TaskService, ToolFailure
 
 __all__ = [
@@ -217,7 +218,7 @@ def tool_definitions(categories: Sequence[str]) -> list[types.Tool]:
 # ---------------------------------------------------------------------------- argument checks
 
 
-class _BadArguments(Exception):
+class _BadArguments(BatonError):
     """An argument of the wrong JSON type: reported before the calling session is looked up."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from baton.errors import BatonError
 from baton.models import to_api_model
 
 __all__ = [
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 
-class OpencodeError(Exception):
+class OpencodeError(BatonError):
     """Talking to opencode failed."""
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from baton.errors import BatonError
+
 __all__ = [
     "LIVE",
     "SLOT_HOLDING",
@@ -96,7 +98,7 @@ TRANSITIONS: dict[tuple[TaskStatus, TaskEvent], TaskStatus] = {
 """The only legal moves (spec §4.3). A terminal status has no entry: it never changes again."""
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(BatonError):
     """A (status, event) pair the table does not allow: a bug in the caller, never user input."""
 
     def __init__(self, task_id: str, status: TaskStatus, event: TaskEvent) -> None:

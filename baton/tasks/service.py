@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from baton.errors import BatonError
+
 __all__ = ["CallContext", "TaskService", "ToolFailure"]
 
 
@@ -26,7 +28,7 @@ class CallContext:
     keepalive: bool = False
 
 
-class ToolFailure(Exception):
+class ToolFailure(BatonError):
     """A tool error for the model to read (MCP ``isError``): what was wrong, and what to do instead."""
 
     def __init__(self, text: str) -> None:

@@ -38,6 +38,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from baton.errors import BatonError
+
 __all__ = [
     "Answer",
     "Drop",
@@ -143,7 +145,7 @@ class LoggedRequest:
         return bool(self.body.get("stream"))
 
 
-class _DropConnection(Exception):
+class _DropConnection(BatonError):
     """Raised inside a response stream to make uvicorn abort the connection."""
 
 
