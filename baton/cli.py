@@ -27,6 +27,7 @@ from rich.text import Text
 from baton import __version__
 from baton.auth import read_token
 from baton.chains import describe
+from baton.clock import Clock, SystemClock
 from baton.config import ConfigError, json_schema, load_config
 from baton.cooldowns import Cooldowns
 from baton.daemon import DEFAULT_LISTEN, ServeOptions, default_state_dir, serve
@@ -47,6 +48,8 @@ app.command(config_app)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+_clock: Clock = SystemClock()
+"""Wall time of the offline reads and writes (a running serve uses its engine's)."""
 
 
 def _fail(message: str, code: int) -> int:
@@ -189,7 +192,7 @@ def _cells(*values: object) -> list[Text]:
 
 
 def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
-    now = time.time()
+    now = _clock.time()
     parts: list[Any] = []
     if data is None:
         parts.append("[yellow]baton serve is not running here[/] (showing the store only)")
@@ -281,7 +284,7 @@ def tasks_list(*, all: bool = False, json_output: Annotated[bool, cyclopts.Param
         if offline is None:
             out.print("no tasks (no serve running and no store yet)")
             return 0
-        rows = [asdict(r) for r in offline[1].snapshot(time.time(), include_ended=all)]
+        rows = [asdict(r) for r in offline[1].snapshot(_clock.time(), include_ended=all)]
     if json_output:
         print(json.dumps(rows, indent=2))
         return 0
@@ -313,7 +316,7 @@ def tasks_show(task_id: str, *, listen: str = DEFAULT_LISTEN, state_dir: Path | 
         task = offline[1].task(task_id) if offline else None
         if offline is None or task is None:
             return _fail(f"no task {task_id}", 2)
-        text = offline[1].output(task_id, None, time.time())
+        text = offline[1].output(task_id, None, _clock.time())
         data = {"row": task.to_row(), "output": text if isinstance(text, str) else text.message}
     if "error" in data:
         return _fail(data["error"], 2)
@@ -348,12 +351,12 @@ def tasks_cancel(task_id: str, *, listen: str = DEFAULT_LISTEN, state_dir: Path 
     if offline is None:
         return _fail(f"no task {task_id}", 2)
     store, scheduler = offline
-    report, actions = scheduler.cancel(CancelRequest(task_id=task_id, by="user"), time.time())
+    report, actions = scheduler.cancel(CancelRequest(task_id=task_id, by="user"), _clock.time())
     for action in actions:
         if isinstance(action, SaveTask):
-            store.save_tasks([(action.task_id, action.row)], (), time.time())
+            store.save_tasks([(action.task_id, action.row)], (), _clock.time())
         elif isinstance(action, SaveOutbox):
-            store.save_tasks((), action.rows, time.time())
+            store.save_tasks((), action.rows, _clock.time())
     if isinstance(report, ToolError):
         return _fail(report.message, 2)
     if store.problem is not None:

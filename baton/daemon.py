@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import anyio
 import structlog
 
 from baton.auth import TokenError, is_loopback, load_token
+from baton.clock import Clock, SystemClock
 from baton.config import Config, ConfigError, load_config
 from baton.engine import HEARTBEAT_TIMEOUT_S, MIN_HEARTBEAT_TIMEOUT_S, Engine
 from baton.errors import BatonError
@@ -64,6 +64,8 @@ class ServeOptions:
     # A non-loopback --listen must be asked for: it puts baton's endpoints on the network.
     allow_remote: bool = False
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S
+    # Wall time for the engine, the store and the task routes; tests pass a FakeClock.
+    clock: Clock = field(default_factory=SystemClock)
 
 
 def default_state_dir(env: dict[str, str]) -> Path:
@@ -180,7 +182,7 @@ async def serve(options: ServeOptions) -> None:
     token = _token(state_dir, options.env)
     url, credentials = split_credentials(options.opencode_url)
     # Local problems (state dir, store, port) fail at once, before any wait on the network.
-    with Store(state_dir / "baton.db") as store, _bind(host, port, options.listen) as sock:
+    with Store(state_dir / "baton.db", clock=options.clock) as store, _bind(host, port, options.listen) as sock:
         async with OpencodeClient(url, auth=credentials or auth_from_env(options.env)) as client:
             where = await _reach(client, options.connect_timeout)
             directory = where.get("directory")
@@ -213,12 +215,13 @@ async def _run(
             f"health at http://{_url_host(host, port)}/healthz"
         )
 
-    cooldowns = Engine.load_cooldowns(store, time.time())
+    cooldowns = Engine.load_cooldowns(store, options.clock.time())
     tasks = TaskRuntime.from_store(client, store, config, cooldowns, project_dir=str(project) if project else None)
     policy = FallbackPolicy(config, cooldowns, owned_elsewhere=tasks.scheduler.owns)
     mcp_url = None if not options.register_mcp else f"http://{mcp_address(host, port, client.base_url)}/mcp"
     engine = Engine(client, policy, store, on_attach=attached, tasks=tasks, mcp_url=mcp_url,
-                    mcp_headers={"Authorization": f"Bearer {token}"}, heartbeat_timeout=options.heartbeat_timeout)
+                    mcp_headers={"Authorization": f"Bearer {token}"}, heartbeat_timeout=options.heartbeat_timeout,
+                    clock=options.clock)
     app, mcp_lifespan = build_app(engine, token=token, names=host_names(host))
     server = make_server(app)
     never_attached = False
@@ -226,7 +229,7 @@ async def _run(
         tg.start_soon(engine.run)
         tg.start_soon(server.serve, [sock])
         tg.start_soon(_stop_on_signal, tg.cancel_scope, server, tasks)
-        tg.start_soon(_heal_store, store, engine)
+        tg.start_soon(_heal_store, store, options.clock)
         with anyio.move_on_after(options.connect_timeout):
             await engine.attached.wait()
         if not engine.attached.is_set() and not tg.cancel_scope.cancel_called:
@@ -236,11 +239,11 @@ async def _run(
         raise StartupError(f"could not open opencode's event stream at {client.base_url}", 3)
 
 
-async def _heal_store(store: Store, engine: Engine) -> None:
+async def _heal_store(store: Store, clock: Clock) -> None:
     """Once a second: notice a deleted or replaced store file, retry writes that failed."""
     while True:
         await anyio.sleep(STORE_HEAL_S)
-        store.heal(engine.clock.time())
+        store.heal(clock.time())
 
 
 async def _stop_on_signal(scope: anyio.CancelScope, server: HttpServer, tasks: TaskRuntime) -> None:

@@ -7,7 +7,6 @@ and changes nothing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import anyio
 import httpx2
 
 from baton.auth import read_token
+from baton.clock import SystemClock
 from baton.config import ConfigError, load_config
 from baton.opencode.client import OpencodeClient, OpencodeError, auth_from_env
 from baton.store import Store, StoreError
@@ -113,7 +113,7 @@ def _store_checks(state_dir: Path) -> Iterator[Check]:
         return
     try:
         with Store(path, readonly=True) as store:
-            cooling = store.cooldowns(time.time())
+            cooling = store.cooldowns(SystemClock().time())
     except StoreError as exc:
         yield Check(False, f"store at {path}: {exc}", "check the permissions of --state-dir")
         return

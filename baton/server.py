@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import time
 from collections.abc import Callable, Generator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import asdict
@@ -23,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baton.auth import bearer_matches, host_allowed, origin_allowed
+from baton.clock import Clock
 from baton.engine import Engine
 from baton.tasks.runtime import TaskRuntime
 from baton.tools import build_mcp_app
@@ -89,17 +89,17 @@ def build_app(
     lifespan: Callable[[], AbstractAsyncContextManager[object]] = contextlib.nullcontext
     tasks = engine.tasks
     if tasks is not None:
-        routes += task_routes(tasks)
+        routes += task_routes(tasks, engine.clock)
         mcp_app, lifespan = build_mcp_app(tasks)
         routes.append(Route("/mcp", endpoint=mcp_app))  # a Mount would redirect POST /mcp to /mcp/
     return Guard(Starlette(routes=routes), token, names), lifespan
 
 
-def task_routes(tasks: TaskRuntime) -> list[BaseRoute]:
-    """``baton tasks`` talks to a running serve through these."""
+def task_routes(tasks: TaskRuntime, clock: Clock) -> list[BaseRoute]:
+    """``baton tasks`` talks to a running serve through these; ``clock`` is the engine's."""
 
     async def listing(request: Request) -> JSONResponse:
-        rows = tasks.scheduler.snapshot(time.time(), include_ended=request.query_params.get("all") == "1")
+        rows = tasks.scheduler.snapshot(clock.time(), include_ended=request.query_params.get("all") == "1")
         return JSONResponse([asdict(r) for r in rows])
 
     async def show(request: Request) -> JSONResponse:
@@ -107,7 +107,7 @@ def task_routes(tasks: TaskRuntime) -> list[BaseRoute]:
         task = tasks.scheduler.task(task_id)
         if task is None:
             return JSONResponse({"error": f"no task {task_id}"}, status_code=404)
-        text = tasks.scheduler.output(task_id, None, time.time())
+        text = tasks.scheduler.output(task_id, None, clock.time())
         return JSONResponse({"row": task.to_row(), "output": text if isinstance(text, str) else text.message})
 
     async def cancel(request: Request) -> JSONResponse:

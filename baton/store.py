@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any, TypeVar, overload
 
 import structlog
 
+from baton.clock import Clock, SystemClock
 from baton.errors import BatonError
 from baton.store_mirror import BoxRow, JournalRow, Mirror, QuarantineRow, TaskRow
 from baton.store_pending import PENDING_KEY, PENDING_MIGRATION, PendingTable, persist_pending
@@ -177,9 +177,11 @@ class Store(PendingTable):
     on every call and keeps no mirror.
     """
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, clock: Clock | None = None) -> None:
         self.path = path
         self.readonly = readonly
+        self._clock: Clock = clock or SystemClock()
+        """Read only where no caller gives ``now``: the last heal on close, a quarantined row's time."""
         self.problem: str | None = None
         self._mirror = Mirror()
         self._retry_at = 0.0
@@ -263,7 +265,7 @@ class Store(PendingTable):
         """Close the file, after one last try to write what it has not taken yet."""
         if self.problem is not None and not self.readonly:
             self._retry_at = 0.0
-            self.heal(time.time())
+            self.heal(self._clock.time())
             if self.problem is not None:
                 log.warning("store: closing with state that could not be written", problem=self.problem,
                             tasks=len(self._mirror.tasks), journal=len(self._mirror.journal))
@@ -364,7 +366,7 @@ class Store(PendingTable):
             return
         m = self._mirror
         m.drop(table, row_id)
-        m.quarantine.append((table, row_id, text, reason, time.time()))
+        m.quarantine.append((table, row_id, text, reason, self._clock.time()))
         if self._write(lambda db: _quarantine(db, m.quarantine, delete=True)):
             m.quarantine.clear()
 

@@ -11,10 +11,10 @@ Mixed into :class:`~baton.store.Store` (the methods use its connection, mirror a
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
+from baton.clock import Clock
 from baton.store_mirror import Mirror, PendingRow
 
 __all__ = ["PENDING_KEY", "PENDING_MIGRATION", "PendingTable", "persist_pending"]
@@ -42,6 +42,7 @@ class _Host(Protocol):
     """What the mixin needs of :class:`~baton.store.Store`."""
 
     readonly: bool
+    _clock: Clock
     _mirror: Mirror
     _db: sqlite3.Connection
 
@@ -65,7 +66,7 @@ class PendingTable:
 
     def put_pending(self: _Host, kind: str, key: str, row: dict[str, Any] | None, now: float | None = None) -> None:
         """Record ``row`` as the pending intent ``(kind, key)``, or forget it (None). Never raises."""
-        entry = self._mirror.put_pending(kind, key, row, time.time() if now is None else now)
+        entry = self._mirror.put_pending(kind, key, row, self._clock.time() if now is None else now)
         if entry is None:
             self._write(lambda db: db.execute("DELETE FROM pending WHERE kind = ? AND key = ?", (kind, key)))
         else:

@@ -18,6 +18,7 @@ from baton.events import SessionIdle
 from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient
 from baton.store import Store
+from baton.testing.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -25,16 +26,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(name="anyio_backend")
 def _anyio_backend() -> str:
     return "asyncio"
-
-
-class JumpClock:
-    """Wall time that can be pushed forward, so 30 s of silence takes no real 30 s."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def time(self) -> float:
-        return time.time() + self.offset
 
 
 async def test_silent_stream_is_dropped_and_resynced(tmp_path: Path) -> None:
@@ -56,7 +47,7 @@ async def test_silent_stream_is_dropped_and_resynced(tmp_path: Path) -> None:
             return httpx2.Response(200, json={})
         return httpx2.Response(200, json={})
 
-    clock = JumpClock()
+    clock = FakeClock()  # pushed forward: 30 s of silence takes no real 30 s
     config = load_config(None, env={}, home=tmp_path)
     client = OpencodeClient("http://opencode.test", transport=httpx2.MockTransport(handler))
     engine = Engine(client, FallbackPolicy(config, Cooldowns()), Store(tmp_path / "b.db"), clock=clock)
@@ -65,7 +56,7 @@ async def test_silent_stream_is_dropped_and_resynced(tmp_path: Path) -> None:
         with anyio.fail_after(5):
             await engine.attached.wait()
         assert engine.state is EngineState.ATTACHED and status_calls == 1
-        clock.offset += 31
+        clock.advance(31)
         with anyio.fail_after(10):
             while connects < 2 or status_calls < 2:  # noqa: ASYNC110 - counters of a mock, no event to wait on
                 await anyio.sleep(0.05)

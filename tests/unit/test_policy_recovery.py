@@ -34,6 +34,7 @@ from baton.fallback.recovery import RECOVERY_MAX_AGE_S
 from baton.fallback.switching import resend_retry_key, watchdog_key
 from baton.opencode.client import OpencodeClient
 from baton.store import Store
+from baton.testing.clock import FakeClock
 
 CHAIN = {"agents": {"build": {"fallback_models": ["fake/backup", "fake/third"]}}}
 S = "ses_1"
@@ -400,11 +401,8 @@ async def test_the_engine_finishes_an_intent_a_killed_baton_left(tmp_path: Path)
     mock = MockOpencode(store, [user_row("fake/primary"), aborted_row()], {})
     client = OpencodeClient("http://opencode.test", transport=httpx2.MockTransport(mock.handler))
 
-    class Clock:
-        def time(self) -> float:
-            return intent.decided_at + 2
-
-    engine = Engine(client, FallbackPolicy(config(tmp_path), Cooldowns()), store, clock=Clock())
+    clock = FakeClock(intent.decided_at + 2)
+    engine = Engine(client, FallbackPolicy(config(tmp_path), Cooldowns()), store, clock=clock)
     async with anyio.create_task_group() as tg:
         tg.start_soon(engine.run)
         with anyio.fail_after(5):
