@@ -20,14 +20,16 @@ Theory of operation (rules: ``docs/behaviour/runtime-fallback.md``, cited as §n
 
 This module holds the tracking and the signals; the mechanics of a switch (choose, re-send,
 commit or roll back, watchdog) are in :mod:`baton.fallback.switching`, and finishing a re-send
-a killed baton had decided in :mod:`baton.fallback.recovery`: its base classes.
+a killed baton had decided in :mod:`baton.fallback.recovery`: its base classes. Classifying a
+failure, the shared cooldown and the chain walk are the fallback core tasks use too
+(:mod:`baton.fallback.core`).
 
 Nothing here performs I/O, reads a clock or sleeps: time arrives as ``now`` (epoch seconds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -51,7 +53,7 @@ from baton.events import (
     TimerFired,
     UserMessage,
 )
-from baton.fallback.errors import ErrorType, classify_error, retry_after_ms
+from baton.fallback.core import Verdict
 from baton.fallback.recovery import Recovery
 from baton.fallback.retry_status import provider_retry_at, retry_key
 from baton.fallback.state import Session, SessionSnapshot, Turn, parts_by_id
@@ -79,7 +81,7 @@ class FallbackPolicy(Recovery):
         self._owned_elsewhere = owned_elsewhere
         # Set while another fallback (oh-my-opencode's own) would act on the same failures (§10.3).
         self.passive_reason: str | None = None
-        self._handlers: dict[type, Callable[[Any, float], list[Action]]] = {
+        self._handlers: dict[type, Callable[[Any, float], Sequence[Action]]] = {
             PartDelta: self._on_delta,
             PartUpdated: self._on_part,
             AssistantMessage: self._on_assistant,
@@ -96,13 +98,14 @@ class FallbackPolicy(Recovery):
 
     # ------------------------------------------------------------------ entry point
 
-    def handle(self, event: Event, now: float) -> list[Action]:
-        """Feed one event; return what the engine must do. Cheap for the common events."""
+    def handle(self, event: Event, now: float) -> Sequence[Action]:
+        """Feed one event; return what the engine must do (read-only: often the shared empty
+        :data:`NO_ACTIONS`). Cheap for the common events."""
         if not self.settings.enabled or self.passive_reason is not None:
             return NO_ACTIONS
         actions = self._handlers[type(event)](event, now)
         if self._next_sweep is None or now >= self._next_sweep:
-            actions = actions + self._sweep(now)
+            actions = [*actions, *self._sweep(now)]
         return actions
 
     def snapshot(self, now: float) -> list[SessionSnapshot]:
@@ -138,14 +141,14 @@ class FallbackPolicy(Recovery):
             session.last_seen = now
         return session
 
-    def _on_created(self, event: SessionCreated, now: float) -> list[Action]:
+    def _on_created(self, event: SessionCreated, now: float) -> Sequence[Action]:
         session = self._session(event.session_id, now)
         if session is not None:
             session.directory = event.directory or session.directory
             session.parent_id = event.parent_id
         return NO_ACTIONS
 
-    def _on_part(self, event: PartUpdated, now: float) -> list[Action]:
+    def _on_part(self, event: PartUpdated, now: float) -> Sequence[Action]:
         session = self.sessions.get(event.session_id)
         if session is None or session.turn is None:
             return NO_ACTIONS
@@ -158,7 +161,7 @@ class FallbackPolicy(Recovery):
             return self._on_output(session, event.message_id, now)
         return NO_ACTIONS
 
-    def _on_delta(self, event: PartDelta, now: float) -> list[Action]:
+    def _on_delta(self, event: PartDelta, now: float) -> Sequence[Action]:
         # The hot path: most deltas belong to sessions with nothing to decide.
         session = self.sessions.get(event.session_id)
         if session is None or session.turn is None or not event.delta:
@@ -168,7 +171,7 @@ class FallbackPolicy(Recovery):
             return NO_ACTIONS
         return self._on_output(session, event.message_id, now)
 
-    def _on_output(self, session: Session, message_id: str, now: float) -> list[Action]:
+    def _on_output(self, session: Session, message_id: str, now: float) -> Sequence[Action]:
         """Visible output in the current turn: an answer when it comes from the model in use (§6.6)."""
         session.last_seen = now
         turn = session.turn
@@ -192,7 +195,7 @@ class FallbackPolicy(Recovery):
 
     # ------------------------------------------------------------------ user turns (§8)
 
-    def _on_user(self, event: UserMessage, now: float) -> list[Action]:
+    def _on_user(self, event: UserMessage, now: float) -> Sequence[Action]:
         if event.agent == COMPACTION_AGENT:
             return NO_ACTIONS
         session = self._session(event.session_id, now)
@@ -230,7 +233,7 @@ class FallbackPolicy(Recovery):
             self._clear_intent(fb, actions, session.id)  # a newer prompt: the re-send is moot (§7 rule 8)
             if not self._is_own_model(session, model):
                 self._manual_change(session, model, now, actions, "a prompt chose another model")
-        if self.settings.cooldown_seconds > 0 and self.cooldowns.is_cooling(model, now):
+        if self.core.cooling(model, now):
             turn.reroute = True
         return actions
 
@@ -260,7 +263,7 @@ class FallbackPolicy(Recovery):
             Note(session.id, "reset", f"{why}: now on {model}, fallback chain restarted", {"model": model})
         )
 
-    def _turn_started(self, session: Session, now: float) -> list[Action]:
+    def _turn_started(self, session: Session, now: float) -> Sequence[Action]:
         """First sign the turn runs: carry out a pending proactive reroute (§8.6)."""
         turn = session.turn
         if turn is None or turn.started:
@@ -269,7 +272,7 @@ class FallbackPolicy(Recovery):
         if not turn.reroute or session.fb is None or turn.model is None:
             return NO_ACTIONS
         turn.reroute = False
-        if not self.cooldowns.is_cooling(turn.model, now):
+        if not self.core.cooling(turn.model, now):
             return NO_ACTIONS
         actions: list[Action] = []
         self._switch(session, turn.model, None, now, actions, reason=f"{turn.model} is cooling down")
@@ -277,7 +280,7 @@ class FallbackPolicy(Recovery):
 
     # ------------------------------------------------------------------ status and idle
 
-    def _on_status(self, event: SessionStatus, now: float) -> list[Action]:
+    def _on_status(self, event: SessionStatus, now: float) -> Sequence[Action]:
         session = self._session(event.session_id, now)
         if session is None:
             return NO_ACTIONS
@@ -290,11 +293,11 @@ class FallbackPolicy(Recovery):
         actions += self._on_retry_status(session, event, now)
         return actions
 
-    def _on_idle(self, event: SessionIdle, now: float) -> list[Action]:
+    def _on_idle(self, event: SessionIdle, now: float) -> Sequence[Action]:
         session = self._session(event.session_id, now)
         return NO_ACTIONS if session is None else self._idle(session, now)
 
-    def _idle(self, session: Session, now: float) -> list[Action]:
+    def _idle(self, session: Session, now: float) -> Sequence[Action]:
         """Idle also follows every abort, so it never means "answered" (§6.7.3)."""
         was_idle = session.status is StatusType.IDLE
         session.status = StatusType.IDLE
@@ -312,10 +315,10 @@ class FallbackPolicy(Recovery):
 
     # ------------------------------------------------------------------ failure signals (§6.4)
 
-    def _on_retry_status(self, session: Session, event: SessionStatus, now: float) -> list[Action]:
+    def _on_retry_status(self, session: Session, event: SessionStatus, now: float) -> Sequence[Action]:
         if self.settings.timeout_seconds <= 0 or not event.message:
             return NO_ACTIONS
-        info = classify_error(event.message, self.settings.retry_on_errors)
+        info = self.core.classify(event.message)
         if not info.retryable:
             return NO_ACTIONS
         message_id, failing = self._attribute(session, None)
@@ -331,7 +334,7 @@ class FallbackPolicy(Recovery):
             terminal=False, provider_until=until, key=key,
         )
 
-    def _on_session_error(self, event: SessionError, now: float) -> list[Action]:
+    def _on_session_error(self, event: SessionError, now: float) -> Sequence[Action]:
         if event.session_id is None:
             return [Note(None, "ignored", "an error event without a session id was ignored")]
         session = self._session(event.session_id, now)
@@ -342,7 +345,7 @@ class FallbackPolicy(Recovery):
             session, now, error=event.error, message_id=message_id, failing=failing, terminal=True, named=False
         )
 
-    def _on_assistant(self, event: AssistantMessage, now: float) -> list[Action]:
+    def _on_assistant(self, event: AssistantMessage, now: float) -> Sequence[Action]:
         if event.agent == COMPACTION_AGENT:
             return NO_ACTIONS
         session = self._session(event.session_id, now)
@@ -370,7 +373,7 @@ class FallbackPolicy(Recovery):
             actions += self._on_completed_empty(session, event, now)
         return actions
 
-    def _on_retry_text(self, session: Session, event: AssistantMessage, now: float) -> list[Action]:
+    def _on_retry_text(self, session: Session, event: AssistantMessage, now: float) -> Sequence[Action]:
         if self.settings.timeout_seconds <= 0 or event.retry_text is None:
             return NO_ACTIONS
         _, failing = self._attribute(session, event.message_id, event.model)
@@ -385,7 +388,7 @@ class FallbackPolicy(Recovery):
             terminal=False, parent_id=event.parent_id, key=key, signal=True,
         )
 
-    def _on_completed_empty(self, session: Session, event: AssistantMessage, now: float) -> list[Action]:
+    def _on_completed_empty(self, session: Session, event: AssistantMessage, now: float) -> Sequence[Action]:
         """An assistant message that ended with no output and no error: an abort (§6.7)."""
         fb, turn = session.fb, session.turn
         if fb is None or turn is None or event.message_id in turn.outputs:
@@ -440,18 +443,18 @@ class FallbackPolicy(Recovery):
         if failing is None:
             actions.append(Note(sid, "ignored", "a failure arrived but the failing model is unknown"))
             return actions
-        info = classify_error(error, self.settings.retry_on_errors)
-        retryable = info.retryable or signal
-        if retryable:
-            if provider_until is None:
-                header_ms = retry_after_ms(error, int(now * 1000))
-                provider_until = header_ms / 1000.0 if header_ms is not None else None
-            self._cool(failing, now, provider_until, info.message, actions)
         fb = session.fb
         if fb is None:
             fb = session.fb = self._new_state(session, failing)
             if key is not None:
                 fb.retry_key = key
+        # Classify, learn the cooldown (shared by every session and task) and walk the chain once;
+        # what follows is what a session does with the decision.
+        decision = self.core.decide(error, failing, now, chain=fb.chain, after=fb.index, attempts=fb.attempts,
+                                    avoid=(fb.current,), provider_until=provider_until, assume_retryable=signal)
+        if decision.cooldown is not None:
+            actions.append(decision.cooldown)
+        info, retryable = decision.info, decision.retryable
         # opencode failing baton's own re-send at once is retried before any other reading (§6.3).
         if terminal and not retryable and self._resend_failed(session, info, message_id, named, now, actions):
             return actions
@@ -471,7 +474,7 @@ class FallbackPolicy(Recovery):
             return actions
         if fb.in_flight is not None:
             return actions
-        if info.type is ErrorType.ABORT:
+        if decision.verdict is Verdict.STOP:
             if fb.own_abort_until > now:
                 fb.own_abort_until = 0.0
                 return actions
@@ -489,6 +492,6 @@ class FallbackPolicy(Recovery):
                      f"{info.message[:200]}", {"model": failing, "status": info.status_code})
             )
             return actions
-        self._switch(session, failing, message_id, now, actions, reason=info.message[:200])
+        self._switch(session, failing, message_id, now, actions, reason=info.message[:200], choice=decision.next)
         return actions
 

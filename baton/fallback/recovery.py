@@ -19,8 +19,11 @@ decides, exactly once per intent:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from baton.actions import Action, ClearIntent, Note, ResendIntent, Schedule
 from baton.events import RecoveredResend, StatusType
+from baton.fallback.core import Choice
 from baton.fallback.state import FallbackState, Session
 from baton.fallback.switching import Switcher, watchdog_key
 from baton.models import same_model
@@ -34,7 +37,7 @@ RECOVERY_MAX_AGE_S = 10 * 60.0
 class Recovery(Switcher):
     """The ``RecoveredResend`` handler of the policy."""
 
-    def _on_recovered(self, event: RecoveredResend, now: float) -> list[Action]:
+    def _on_recovered(self, event: RecoveredResend, now: float) -> Sequence[Action]:
         intent = event.intent
         sid = intent.session_id
         session = self.sessions.get(sid)
@@ -104,12 +107,12 @@ class Recovery(Switcher):
         assert turn is not None
         fb = self._rebuilt(session, intent, set(turn.assistants))  # none of them is the intent's model answering
         index, model, retry, also = intent.index, intent.model, intent.retry, ""
-        if self.settings.cooldown_seconds > 0 and self.cooldowns.is_cooling(model, now):
+        if self.core.cooling(model, now):
             # Cooling since the decision: choose again as the switch would now. With nothing else
             # left it still goes there: no retry of opencode's runs for an aborted turn.
             choice = self._prepare(fb, intent.failing, now)
-            if not isinstance(choice, str):
-                (index, model), retry, also = choice, 0, f" ({intent.model} is cooling down now)"
+            if isinstance(choice, Choice):
+                index, model, retry, also = choice.index, choice.model, 0, f" ({intent.model} is cooling down now)"
                 fb.resend_tries = 1
         actions: list[Action] = [
             Note(session.id, "recovered", f"re-send after a restart of baton: the message is unanswered; "

@@ -21,6 +21,9 @@ in between finishes it after its restart (:mod:`baton.fallback.recovery`, §7 ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Final
+
 from baton.actions import (
     Action,
     CancelTimer,
@@ -28,7 +31,6 @@ from baton.actions import (
     Note,
     Resend,
     ResendIntent,
-    SaveCooldown,
     SaveIntent,
     Schedule,
     Toast,
@@ -36,6 +38,7 @@ from baton.actions import (
 from baton.chains import resolve_chain
 from baton.cooldowns import Cooldowns
 from baton.events import ResendOutcome, ResendResult, SessionDeleted, StatusType, TimerFired
+from baton.fallback.core import Choice, FallbackCore, NoCandidate
 from baton.fallback.errors import ErrorInfo, ErrorType
 from baton.fallback.state import FallbackState, Prepared, Session, Turn
 from baton.models import same_model
@@ -54,8 +57,9 @@ __all__ = [
 
 # How long an abort baton sent is expected to echo back (an abort error, an empty completion, idle).
 OWN_ABORT_GRACE_S = 5.0
-# Returned (never mutated) when an event needs nothing done: no list built per event.
-NO_ACTIONS: list[Action] = []
+# Returned when an event needs nothing done: no list built per event, and immutable, so no caller
+# can add to what every other caller gets.
+NO_ACTIONS: Final[tuple[Action, ...]] = ()
 # A re-send opencode failed at once: calls in all (the switch's own is the first), the backoff
 # before the second (doubling), and how long after its commit an error still counts as "at once".
 RESEND_TRIES = 3
@@ -109,26 +113,15 @@ class Switcher:
         self._clear_switch(fb, actions, session.id)
         return actions
 
-    def _cool(self, model: str, now: float, provider_until: float | None, why: str, actions: list[Action]) -> None:
-        """Enter (or extend) a model's cooldown, shared by every session (§6.1)."""
-        if self.settings.cooldown_seconds <= 0:
-            return
-        until = provider_until if provider_until is not None else now + self.settings.cooldown_seconds
-        if self.cooldowns.extend(model, until):
-            actions.append(SaveCooldown(model, until, why[:200]))
+    @property
+    def core(self) -> FallbackCore:
+        """The mechanics sessions share with tasks (:mod:`baton.fallback.core`)."""
+        return FallbackCore(self.settings, self.cooldowns)
 
-    def _prepare(self, fb: FallbackState, failing: str, now: float) -> tuple[int, str] | str:
+    def _prepare(self, fb: FallbackState, failing: str, now: float) -> Choice | NoCandidate:
         """Choose the next usable model without changing anything (§6.3); a reason on failure."""
-        if fb.attempts >= self.settings.max_fallback_attempts:
-            return "max_attempts"
-        for index in range(fb.index + 1, len(fb.chain)):
-            model = fb.chain[index]
-            if same_model(model, fb.current) or same_model(model, failing):
-                continue
-            if self.settings.cooldown_seconds > 0 and self.cooldowns.is_cooling(model, now):
-                continue
-            return index, model
-        return "no_candidate"
+        return self.core.next_model(fb.chain, after=fb.index, attempts=fb.attempts, avoid=(fb.current, failing),
+                                    now=now)
 
     def _switch(
         self,
@@ -139,7 +132,10 @@ class Switcher:
         actions: list[Action],
         *,
         reason: str,
+        choice: Choice | NoCandidate | None = None,
     ) -> None:
+        """Switch away from ``failing``: to ``choice`` when the caller's decision already walked the
+        chain, else to the next usable model."""
         fb = session.fb
         assert fb is not None
         sid = session.id
@@ -154,16 +150,15 @@ class Switcher:
                      "(configure agents.<name>.fallback_models or baton.fallback_models)")
             )
             return
-        choice = self._prepare(fb, failing, now)
-        if isinstance(choice, str):
-            why = ("the fallback attempts are used up" if choice == "max_attempts"
-                   else "no model of the chain is usable now")
+        if choice is None:
+            choice = self._prepare(fb, failing, now)
+        if isinstance(choice, NoCandidate):
             actions.append(
-                Note(sid, "no_fallback", f"{failing} failed and {why}; leaving opencode's own retry running",
-                     {"reason": choice, "attempts": fb.attempts, "chain": list(fb.chain)})
+                Note(sid, "no_fallback", f"{failing} failed and {choice.text}; leaving opencode's own retry running",
+                     {"reason": choice.value, "attempts": fb.attempts, "chain": list(fb.chain)})
             )
             return
-        index, model = choice
+        index, model = choice.index, choice.model
         if message_id is not None:
             fb.replaced.add(message_id)
         self._drop_resend_retry(fb, actions, sid)
@@ -223,7 +218,7 @@ class Switcher:
             fb.intent_saved = False
             actions.append(ClearIntent(session_id))
 
-    def _on_resend_result(self, event: ResendResult, now: float) -> list[Action]:
+    def _on_resend_result(self, event: ResendResult, now: float) -> Sequence[Action]:
         session = self.sessions.get(event.session_id)
         fb = session.fb if session is not None else None
         if session is None or fb is None or fb.in_flight is None or fb.in_flight.token != event.token:
@@ -381,7 +376,7 @@ class Switcher:
                             f"{fb.current} failed with an error that is not retryable: {text}", {"model": fb.current}))
         self._clear_switch(fb, actions, session.id)
 
-    def _on_resend_retry(self, session: Session, now: float) -> list[Action]:
+    def _on_resend_retry(self, session: Session, now: float) -> Sequence[Action]:
         """The backoff passed: the same message once more on the same model, unless that is moot now."""
         fb, turn = session.fb, session.turn
         if fb is None or fb.resend_retry_at is None:
@@ -401,7 +396,7 @@ class Switcher:
                 fb.watchdog_at = now + self.settings.timeout_seconds
                 actions.append(Schedule(watchdog_key(sid), fb.watchdog_at))
             return actions
-        if self.settings.cooldown_seconds > 0 and self.cooldowns.is_cooling(model, now):
+        if self.core.cooling(model, now):
             self._switch(session, model, None, now, actions, reason=f"{model} is cooling down")
             if fb.in_flight is None:
                 fb.awaiting = False
@@ -413,7 +408,7 @@ class Switcher:
 
     # ------------------------------------------------------------------ deletion and expiry (§6.9)
 
-    def _on_deleted(self, event: SessionDeleted, now: float) -> list[Action]:
+    def _on_deleted(self, event: SessionDeleted, now: float) -> Sequence[Action]:
         session = self.sessions.pop(event.session_id, None)
         if session is None or session.fb is None:
             return NO_ACTIONS
@@ -436,7 +431,7 @@ class Switcher:
                 self._clear_intent(fb, actions, sid)
         return actions
 
-    def _on_timer(self, event: TimerFired, now: float) -> list[Action]:
+    def _on_timer(self, event: TimerFired, now: float) -> Sequence[Action]:
         kind, _, sid = event.key.partition(":")
         session = self.sessions.get(sid)
         if session is None or session.fb is None:
@@ -455,7 +450,8 @@ class Switcher:
             return NO_ACTIONS
         actions: list[Action] = []
         hung = fb.current
-        self._cool(hung, now, None, "no answer before the watchdog fired", actions)
+        if (cooldown := self.core.record_failure(hung, now, why="no answer before the watchdog fired")) is not None:
+            actions.append(cooldown)
         message_id = next(reversed(turn.assistants)) if turn is not None and turn.assistants else None
         before = len(actions)
         self._switch(

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from baton.chains import agent_key_for, agent_primary_model, resolve_chain
 from baton.cooldowns import Cooldowns
+from baton.fallback.core import FallbackCore
 from baton.models import same_model
 from baton.settings import Config
 from baton.tasks import texts
 from baton.tasks.model import LIVE, Task
-from baton.tasks.queues import TaskIndex, concurrency_key, provider_of
+from baton.tasks.queues import TaskIndex, concurrency_key
 
 __all__ = [
     "BUILTIN_CATEGORIES",
@@ -27,7 +28,6 @@ __all__ = [
     "ToolError",
     "known_categories",
     "plan_launch",
-    "pick_model",
     "tools_for",
 ]
 
@@ -139,25 +139,6 @@ def tools_for(agent: str, depth: int, max_depth: int) -> dict[str, bool]:
     elif name == "multimodal-looker":
         tools["read"] = True
     return tools
-
-
-def pick_model(
-    chain: Sequence[str], start: int, cooldowns: Cooldowns, now: float, connected: frozenset[str] | None
-) -> int:
-    """First entry from ``start`` not cooling and on a connected provider (§5.2.5).
-
-    All cooling: the one whose cooldown ends first. None connected: ``start``.
-    """
-    candidates = [
-        i for i in range(start, len(chain))
-        if connected is None or provider_of(chain[i].lower()) in connected
-    ]
-    for i in candidates:
-        if not cooldowns.is_cooling(chain[i], now):
-            return i
-    if not candidates:
-        return start
-    return min(candidates, key=lambda i: cooldowns.until(chain[i]) or 0.0)
 
 
 def _chain(head: str | None, rest: Sequence[str]) -> tuple[str, ...]:
@@ -274,7 +255,8 @@ def plan_launch(
     if isinstance(root, ToolError):
         return root
     chain = _chain(head, rest)
-    attempt = pick_model(chain, 0, cooldowns, now, req.connected_providers) if chain else 0
+    core = FallbackCore(config.runtime_fallback, cooldowns)
+    attempt = core.start_model(chain, 0, now, req.connected_providers) if chain else 0
     model = chain[attempt] if chain else None
     return Plan(
         agent=agent_name, category=category_name, model=model, variant=variant if attempt == 0 else None,
@@ -306,7 +288,8 @@ def _plan_continuation(
         return root
     chain = tuple(old.chain)
     if chain:
-        attempt = pick_model(chain, min(old.attempt, len(chain) - 1), cooldowns, now, req.connected_providers)
+        core = FallbackCore(config.runtime_fallback, cooldowns)
+        attempt = core.start_model(chain, min(old.attempt, len(chain) - 1), now, req.connected_providers)
         model: str | None = chain[attempt]
     else:
         attempt, model = 0, old.model

@@ -12,6 +12,7 @@ from dataclasses import replace
 from baton.events import StatusType
 from baton.tasks import texts
 from baton.tasks.actions import AbortChild, CreateChild, SaveOutbox, TaskAction
+from baton.tasks.children import Children
 from baton.tasks.events import (
     AbortDone,
     ActivityRefreshed,
@@ -25,79 +26,86 @@ from baton.tasks.events import (
     SessionLookup,
     StatusPolled,
 )
-from baton.tasks.lifecycle import child_title
-from baton.tasks.model import LIVE, SLOT_HOLDING, EndReason, OutboxRow, RowKind, Task, TaskEvent, TaskStatus
+from baton.tasks.lifecycle import Lifecycle, child_title
+from baton.tasks.model import LIVE, SLOT_HOLDING, EndReason, OutboxRow, RowKind, TaskEvent, TaskStatus
 from baton.tasks.recovery import Recovery
+from baton.tasks.state import SchedulerState
+from baton.tasks.timeouts import Timeouts
 
 __all__ = ["Results"]
 
 
-class Results(Recovery):
-    """Handlers for the engine's reports; the event dispatch lives in the scheduler."""
+class Results:
+    """Handlers for the engine's reports, over the shared state; the scheduler dispatches to them."""
 
-    def _running_child(self, session_id: str) -> Task | None:
-        """The task whose child is ``session_id``, while it holds a slot (starting or running)."""
-        task = self.index.live_on(session_id)
-        return task if task is not None and task.status in SLOT_HOLDING else None
+    def __init__(self, state: SchedulerState, lifecycle: Lifecycle, children: Children, timeouts: Timeouts,
+                 recovery: Recovery) -> None:
+        self.state = state
+        self.lifecycle = lifecycle
+        self.children = children
+        self.timeouts = timeouts
+        self.recovery = recovery
+        self.index = state.index
+        self.notifier = state.notifier
 
-    def _on_child_created(self, event: ChildCreated, now: float) -> list[TaskAction]:
+    def on_child_created(self, event: ChildCreated, now: float) -> list[TaskAction]:
         task = self.index.tasks.get(event.task_id)
         actions: list[TaskAction] = []
         if task is not None and task.status is TaskStatus.STARTING and task.session_id is None:
-            self._host_retries.pop(task.id, None)
+            self.state.host_retries.pop(task.id, None)
             self.index.set_session(task, event.session_id)
             if task.anchor_message_id is not None:
-                self._save(task, actions)
-            self._prompt(task, now, actions)  # saves session and anchor before the prompt (§6.2-3)
+                self.state.save(task, actions)
+            self.lifecycle.prompt(task, now, actions)  # saves session and anchor before the prompt (§6.2-3)
         elif task is None or task.session_id != event.session_id:
             # Too late (the task ended meanwhile): abort it, never prompt it (§6.6).
             actions.append(AbortChild(event.task_id, event.session_id, task.directory if task else None))
         return actions
 
-    def _on_child_create_failed(self, event: ChildCreateFailed, now: float) -> list[TaskAction]:
+    def on_child_create_failed(self, event: ChildCreateFailed, now: float) -> list[TaskAction]:
         task = self.index.tasks.get(event.task_id)
         actions: list[TaskAction] = []
         if task is not None and task.status is TaskStatus.STARTING and task.session_id is None:
-            if event.transient and self._retry_host_call(task, "creating its child session", event.error, now,
-                                                         actions):
+            if event.transient and self.lifecycle.retry_host_call(task, "creating its child session", event.error,
+                                                                  now, actions):
                 return actions
-            self._end(task, TaskEvent.CREATE_FAILED, EndReason.CREATE_FAILED, now, actions,
-                      error=self._host_gave_up(task, event.error, now))
+            self.lifecycle.end(task, TaskEvent.CREATE_FAILED, EndReason.CREATE_FAILED, now, actions,
+                               error=self.lifecycle.host_gave_up(task, event.error, now))
         return actions
 
-    def _on_prompt_accepted(self, event: PromptAccepted, now: float) -> list[TaskAction]:
+    def on_prompt_accepted(self, event: PromptAccepted, now: float) -> list[TaskAction]:
         task = self.index.tasks.get(event.task_id)
         actions: list[TaskAction] = []
         if task is None or event.attempt != task.attempt:
             return actions
-        self._host_retries.pop(task.id, None)
-        self._sent_prompts.pop(task.id, None)
+        self.state.host_retries.pop(task.id, None)
+        self.state.sent_prompts.pop(task.id, None)
         if task.status is TaskStatus.STARTING:
-            self._started(task, now, actions)
+            self.children.started(task, now, actions)
         return actions
 
-    def _on_prompt_rejected(self, event: PromptRejected, now: float) -> list[TaskAction]:
+    def on_prompt_rejected(self, event: PromptRejected, now: float) -> list[TaskAction]:
         task = self.index.tasks.get(event.task_id)
         actions: list[TaskAction] = []
         if task is None or event.attempt != task.attempt:
             return actions
         if task.status is not TaskStatus.STARTING and not (task.status is TaskStatus.RUNNING and task.prompt_resends):
             return actions
-        prompt = self._sent_prompts.get(task.id)
-        if event.transient and not event.unknown_agent and prompt is not None and self._retry_host_call(
+        prompt = self.state.sent_prompts.get(task.id)
+        if event.transient and not event.unknown_agent and prompt is not None and self.lifecycle.retry_host_call(
                 task, "prompting its child", event.error, now, actions, prompt=prompt):
             return actions
-        error = self._host_gave_up(task, event.error, now)
+        error = self.lifecycle.host_gave_up(task, event.error, now)
         if task.status is TaskStatus.STARTING:
             reason = EndReason.AGENT_UNKNOWN if event.unknown_agent else EndReason.PROMPT_REJECTED
-            self._end(task, TaskEvent.PROMPT_REJECTED, reason, now, actions, error=error)
+            self.lifecycle.end(task, TaskEvent.PROMPT_REJECTED, reason, now, actions, error=error)
         else:
-            self._end(task, TaskEvent.FAIL, EndReason.HOST_RESTARTED, now, actions, error=error)
+            self.lifecycle.end(task, TaskEvent.FAIL, EndReason.HOST_RESTARTED, now, actions, error=error)
         return actions
 
-    def _on_host_retry(self, task_id: str, now: float) -> list[TaskAction]:
+    def on_host_retry(self, task_id: str, now: float) -> list[TaskAction]:
         """The backoff after a transient failure has passed: the same call once more, made safe to repeat."""
-        retry = self._host_retries.get(task_id)
+        retry = self.state.host_retries.get(task_id)
         task = self.index.tasks.get(task_id)
         actions: list[TaskAction] = []
         if retry is None or task is None or task.status not in SLOT_HOLDING:
@@ -108,8 +116,8 @@ class Results(Recovery):
                 retry.calls += 1
                 actions.append(CreateChild(task.id, task.parent_session_id, child_title(task), task.directory,
                                            adopt=True))  # the failed call may have created it
-        elif task.id in self._aborting and task.status is TaskStatus.STARTING:
-            self._prompt_after_abort.add(task.id)  # an abort is on its way: the prompt follows it
+        elif task.id in self.state.aborting and task.status is TaskStatus.STARTING:
+            self.state.prompt_after_abort.add(task.id)  # an abort is on its way: the prompt follows it
         elif prompt.attempt == task.attempt and prompt.session_id == task.session_id:
             retry.calls += 1
             # A first prompt may have arrived although the call failed: look for its anchor first.
@@ -118,25 +126,25 @@ class Results(Recovery):
             actions.append(replace(prompt, only_if_absent=prompt.only_if_absent or first))
         return actions
 
-    def _on_abort_done(self, event: AbortDone, now: float) -> list[TaskAction]:
-        self._aborting.discard(event.task_id)
+    def on_abort_done(self, event: AbortDone, now: float) -> list[TaskAction]:
+        self.state.aborting.discard(event.task_id)
         task = self.index.tasks.get(event.task_id)
         actions: list[TaskAction] = []
         if task is None:
             return actions
-        if event.task_id in self._prompt_after_abort:
-            self._prompt_after_abort.discard(event.task_id)
+        if event.task_id in self.state.prompt_after_abort:
+            self.state.prompt_after_abort.discard(event.task_id)
             if task.status is TaskStatus.STARTING:
-                self._prompt(task, now, actions)
+                self.lifecycle.prompt(task, now, actions)
         elif task.status is TaskStatus.RUNNING and task.stop_reason is not None:
             if event.ok:
-                self._end(task, TaskEvent.TIMEOUT, task.stop_reason, now, actions)
+                self.lifecycle.end(task, TaskEvent.TIMEOUT, task.stop_reason, now, actions)
         elif event.ok or task.status in LIVE:
-            self._abort_tries.pop(event.task_id, None)
+            self.state.abort_tries.pop(event.task_id, None)
         return actions
 
-    def _on_polled(self, event: StatusPolled, now: float) -> list[TaskAction]:
-        self._poll_in_flight = False
+    def on_polled(self, event: StatusPolled, now: float) -> list[TaskAction]:
+        self.state.poll_in_flight = False
         actions: list[TaskAction] = []
         statuses = event.statuses
         if statuses is None:
@@ -146,26 +154,26 @@ class Results(Recovery):
             if task.status is not TaskStatus.RUNNING or task.session_id is None:
                 continue
             found = statuses.get(task.session_id)
-            watch = self._watch(task)
+            watch = self.state.watch(task)
             if found is None:
-                self._child_status(task, StatusType.IDLE, now, actions)
+                self.children.child_status(task, StatusType.IDLE, now, actions)
                 watch.absent = True
             else:
                 watch.gone_since = None
-                self._child_status(task, found.type, now, actions, found.message)
+                self.children.child_status(task, found.type, now, actions, found.message)
             if task.status is TaskStatus.RUNNING:
-                self._after_poll(task, now, actions)
+                self.recovery.after_poll(task, now, actions)
         for parent_id in list(self.notifier.parents):
             found = statuses.get(parent_id)
             self.notifier.on_status(parent_id, found.type if found else StatusType.IDLE, now, actions)
         return actions
 
-    def _on_lookup(self, event: SessionLookup, now: float) -> list[TaskAction]:
-        task = self._running_child(event.session_id)
+    def on_lookup(self, event: SessionLookup, now: float) -> list[TaskAction]:
+        task = self.state.running_child(event.session_id)
         actions: list[TaskAction] = []
         if task is None:
             return actions
-        watch = self._watch(task)
+        watch = self.state.watch(task)
         watch.lookup_in_flight = False
         if event.found is None:
             return actions  # connection errors never count (§9 rule 6)
@@ -173,32 +181,32 @@ class Results(Recovery):
             watch.gone_since = None
             return actions
         watch.gone_since = now if watch.gone_since is None else watch.gone_since
-        if task.status is TaskStatus.RUNNING and now - watch.gone_since >= self.settings.session_gone_timeout_ms / 1000:
-            self._end(task, TaskEvent.FAIL, EndReason.SESSION_GONE, now, actions,
-                      error=f"opencode answered 404 for {event.session_id} over "
-                            f"{texts.duration(now - watch.gone_since)}")
+        gone_for = now - watch.gone_since
+        if task.status is TaskStatus.RUNNING and gone_for >= self.state.settings.session_gone_timeout_ms / 1000:
+            self.lifecycle.end(task, TaskEvent.FAIL, EndReason.SESSION_GONE, now, actions,
+                               error=f"opencode answered 404 for {event.session_id} over {texts.duration(gone_for)}")
         return actions
 
-    def _on_delivery(self, event: DeliveryResult, now: float) -> list[TaskAction]:
+    def on_delivery(self, event: DeliveryResult, now: float) -> list[TaskAction]:
         actions: list[TaskAction] = []
         emptied = self.notifier.on_result(event.parent_session_id, event.message_id, event.outcome, event.detail,
                                           now, actions)
         if emptied:
             if (task := self.index.live_on(event.parent_session_id)) is not None:
-                self._check_complete(task, now, actions)  # quiescence may hold now (§8.3)
+                self.lifecycle.check_complete(task, now, actions)  # quiescence may hold now (§8.3)
             self.notifier.forget_if_idle(event.parent_session_id)
         return actions
 
-    def _on_refresh_result(self, event: ActivityRefreshed, now: float) -> list[TaskAction]:
+    def on_refresh_result(self, event: ActivityRefreshed, now: float) -> list[TaskAction]:
         task = self.index.tasks.get(event.task_id)
         actions: list[TaskAction] = []
         if task is not None and task.status is TaskStatus.RUNNING:
-            self._on_refreshed(task, event.at, now, actions)
+            self.timeouts.on_refreshed(task, event.at, now, actions)
         return actions
 
-    def _on_compacted(self, event: ParentCompacted, now: float) -> list[TaskAction]:
+    def on_compacted(self, event: ParentCompacted, now: float) -> list[TaskAction]:
         """One context-only list of P's live and recent tasks, so it continues them (§12.5)."""
-        keep = self.settings.task_cleanup_delay_ms / 1000
+        keep = self.state.settings.task_cleanup_delay_ms / 1000
         tasks = sorted(
             (t for tid in self.index.children.get(event.session_id, ())
              if (t := self.index.tasks[tid]).status in LIVE or (t.ended_at is not None and now - t.ended_at <= keep)),
@@ -214,8 +222,8 @@ class Results(Recovery):
         self.notifier.pump(event.session_id, now, actions)
         return actions
 
-    def _on_permission(self, event: PermissionPending, now: float) -> list[TaskAction]:
-        task = self._running_child(event.session_id)
+    def on_permission(self, event: PermissionPending, now: float) -> list[TaskAction]:
+        task = self.state.running_child(event.session_id)
         if task is not None:
-            self._watch(task).permission = event.pending
+            self.state.watch(task).permission = event.pending
         return []

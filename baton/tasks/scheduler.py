@@ -12,10 +12,11 @@ Theory of operation (rules: ``docs/behaviour/background-tasks.md``, cited as §n
   FIFO order (§5); ``starting`` creates the child and sends the prompt under an anchor
   message id baton chose; ``running`` ends ``completed`` when the child is idle, shows a
   visible answer after the anchor and is quiescent, in whatever order those are seen (§8).
-  Failures go through the shared error classifier and cooldowns: retryable ones re-queue the
-  task on the next chain model, same session, same anchor (§10). Timeouts run from the last
+  Failures go through the fallback core sessions use too (:mod:`baton.fallback.core`: the
+  error classifier, the shared cooldowns, the chain walk): retryable ones re-queue the task on
+  the next chain model, same session, same anchor (§10). Timeouts run from the last
   activity and end a task only once its child's abort is confirmed (§9).
-* The end procedure runs exactly once per task (:meth:`Lifecycle._end`): status, freed slot
+* The end procedure runs exactly once per task (:meth:`Lifecycle.end`): status, freed slot
   (the key's head is granted in the same step), cascade to the child's own live tasks,
   outbox row or ``notify = suppressed``, then I/O (abort, toast, delivery).
 * Notifications (:mod:`baton.tasks.notify`): one row per notified end, context-only while P
@@ -30,6 +31,19 @@ Theory of operation (rules: ``docs/behaviour/background-tasks.md``, cited as §n
   firing comes back as ``TimerFired``: one periodic tick (3 s, only while a task starts or
   runs) for the backup status poll and the timeouts, and one delivery timer per parent.
 
+Composition. :class:`Scheduler` is a facade: the public methods and the event dispatch. The
+work is done by parts with one job each, which share one explicit
+:class:`baton.tasks.state.SchedulerState` (the task index, the mailboxes, the marks of calls in
+flight) and hold no state of their own:
+
+* :class:`baton.tasks.lifecycle.Lifecycle` — grants, starts, completion, the end procedure;
+* :class:`baton.tasks.children.Children` — what a child reports: accepted, status, failures and
+  the fallback;
+* :class:`baton.tasks.timeouts.Timeouts` — T1–T3 and the tick;
+* :class:`baton.tasks.recovery.Recovery` — restart, reattach, foreground hand-over;
+* :class:`baton.tasks.results.Results` — the outcomes of the actions the scheduler asked for;
+* :class:`baton.tasks.stream.StreamEvents` — opencode's stream and the scheduler's timers.
+
 Nothing here performs I/O, reads a clock, sleeps, or imports an async or HTTP library.
 """
 
@@ -42,7 +56,6 @@ from typing import Any, Literal
 from baton.actions import Note
 from baton.cooldowns import Cooldowns
 from baton.events import (
-    COMPACTION_AGENT,
     AssistantMessage,
     PartDelta,
     PartUpdated,
@@ -54,11 +67,10 @@ from baton.events import (
     TimerFired,
     UserMessage,
 )
-from baton.fallback.errors import ErrorType, classify_error
-from baton.models import same_model
-from baton.settings import Config
+from baton.settings import BackgroundTaskConfig, Config
 from baton.tasks import texts
 from baton.tasks.actions import ForgetTasks, TaskAction
+from baton.tasks.children import Children
 from baton.tasks.events import (
     AbortDone,
     ActivityRefreshed,
@@ -78,7 +90,7 @@ from baton.tasks.events import (
 )
 from baton.tasks.ids import IdSource
 from baton.tasks.launch import LaunchRequest, LaunchResult, ToolError, key_for, plan_launch
-from baton.tasks.lifecycle import TICK_KEY
+from baton.tasks.lifecycle import Lifecycle
 from baton.tasks.model import (
     LIVE,
     Attempt,
@@ -90,16 +102,19 @@ from baton.tasks.model import (
     TaskEvent,
     TaskStatus,
 )
-from baton.tasks.notify import deliver_timer
+from baton.tasks.notify import Notifier
+from baton.tasks.queues import TaskIndex
+from baton.tasks.recovery import Recovery
 from baton.tasks.results import Results
-from baton.tasks.transient import host_retry_timer
+from baton.tasks.state import SchedulerState
+from baton.tasks.stream import StreamEvents
+from baton.tasks.timeouts import Timeouts
+from baton.tasks.watch import ChildWatch
 
 # Ended tasks kept per parent for background_output and `baton tasks --all` (spec §16).
 HISTORY_PER_PARENT = 100
-HOST_RETRY_PREFIX = host_retry_timer("")
 
 __all__ = ["CancelReport", "CancelRequest", "CancelledTask", "Scheduler", "TaskView"]
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +163,11 @@ class TaskView:
     notify: str
 
 
-class Scheduler(Results):
-    """Background tasks for every parent session, from launch to the parent's notification."""
+class Scheduler:
+    """Background tasks for every parent session, from launch to the parent's notification.
+
+    A facade over the parts that share :attr:`state` (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -160,32 +178,76 @@ class Scheduler(Results):
         *,
         ids: IdSource | None = None,
     ) -> None:
-        super().__init__(config, cooldowns, list(tasks), list(outbox), ids or IdSource())
+        self.state = state = SchedulerState(config, cooldowns, tasks, outbox, ids or IdSource())
+        self.lifecycle = lifecycle = Lifecycle(state)
+        self.children = children = Children(state, lifecycle)
+        self.timeouts = timeouts = Timeouts(state, lifecycle)
+        self.recovery = recovery = Recovery(state, lifecycle)
+        self.results = results = Results(state, lifecycle, children, timeouts, recovery)
+        self.stream = stream = StreamEvents(state, lifecycle, children, timeouts, results)
         self._handlers: dict[type, Callable[[Any, float], list[TaskAction]]] = {
-            PartDelta: self._on_delta,
-            PartUpdated: self._on_part,
-            AssistantMessage: self._on_assistant,
-            UserMessage: self._on_user,
-            SessionStatus: self._on_status,
-            SessionIdle: self._on_idle,
-            SessionError: self._on_session_error,
-            SessionDeleted: self._on_deleted,
-            TimerFired: self._on_timer,
-            ChildCreated: self._on_child_created,
-            ChildCreateFailed: self._on_child_create_failed,
-            PromptAccepted: self._on_prompt_accepted,
-            PromptRejected: self._on_prompt_rejected,
-            AbortDone: self._on_abort_done,
-            StatusPolled: self._on_polled,
-            SessionLookup: self._on_lookup,
-            DeliveryResult: self._on_delivery,
-            ActivityRefreshed: self._on_refresh_result,
-            ParentCompacted: self._on_compacted,
-            PermissionPending: self._on_permission,
-            Detached: self._on_detached,
-            Attached: self._on_attached,
-            HostRestarted: self._on_host_restarted,
+            PartDelta: stream.on_delta,
+            PartUpdated: stream.on_part,
+            AssistantMessage: stream.on_assistant,
+            UserMessage: stream.on_user,
+            SessionStatus: stream.on_status,
+            SessionIdle: stream.on_idle,
+            SessionError: stream.on_session_error,
+            SessionDeleted: stream.on_deleted,
+            TimerFired: stream.on_timer,
+            ChildCreated: results.on_child_created,
+            ChildCreateFailed: results.on_child_create_failed,
+            PromptAccepted: results.on_prompt_accepted,
+            PromptRejected: results.on_prompt_rejected,
+            AbortDone: results.on_abort_done,
+            StatusPolled: results.on_polled,
+            SessionLookup: results.on_lookup,
+            DeliveryResult: results.on_delivery,
+            ActivityRefreshed: results.on_refresh_result,
+            ParentCompacted: results.on_compacted,
+            PermissionPending: results.on_permission,
+            Detached: recovery.on_detached,
+            Attached: recovery.on_attached,
+            HostRestarted: recovery.on_host_restarted,
         }
+
+    # ------------------------------------------------------------------ the shared state, as before
+
+    @property
+    def config(self) -> Config:
+        return self.state.config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        self.state.config = config
+
+    @property
+    def settings(self) -> BackgroundTaskConfig:
+        return self.state.settings
+
+    @settings.setter
+    def settings(self, settings: BackgroundTaskConfig) -> None:
+        self.state.settings = settings
+
+    @property
+    def cooldowns(self) -> Cooldowns:
+        return self.state.cooldowns
+
+    @property
+    def ids(self) -> IdSource:
+        return self.state.ids
+
+    @property
+    def index(self) -> TaskIndex:
+        return self.state.index
+
+    @property
+    def notifier(self) -> Notifier:
+        return self.state.notifier
+
+    @property
+    def watches(self) -> dict[str, ChildWatch]:
+        return self.state.watches
 
     # ------------------------------------------------------------------ queries
 
@@ -242,6 +304,8 @@ class Scheduler(Results):
 
     def launch(self, request: LaunchRequest, now: float) -> tuple[LaunchResult | ToolError, list[TaskAction]]:
         """``task``/``call_agent``: validate, resolve, check limits, insert, start if a slot is free (§5.1)."""
+        if request.connected_providers is not None:
+            self.state.connected = request.connected_providers  # a retry skips the same providers (§10.3)
         plan = plan_launch(self.config, self.cooldowns, self.index, request, now)
         if isinstance(plan, ToolError):
             return plan, []
@@ -262,14 +326,14 @@ class Scheduler(Results):
             parent_agent=request.parent_agent, parent_model=request.parent_model, created_at=now,
         )
         self.index.add(task)
-        self.notifier.ensure(task.parent_session_id, StatusType.BUSY)  # P is inside this very tool call
+        self.state.notifier.ensure(task.parent_session_id, StatusType.BUSY)  # P is inside this very tool call
         actions: list[TaskAction] = []
-        self._save(task, actions)
+        self.state.save(task, actions)
         actions.append(Note(task.parent_session_id, "task_launch",
                             f"task {task.id} launched ({task.agent} on {task.model or 'default model'})",
                             {"task": task.id, "key": task.key, "mode": task.mode.value}))
-        self._grant(task.key, now, actions)
-        self._arm_tick(now, actions)
+        self.lifecycle.grant(task.key, now, actions)
+        self.state.arm_tick(now, actions)
         position = len(self.index.queues[task.key]) if task.status is TaskStatus.QUEUED else None  # the tail
         result = LaunchResult(task.id, task.status.value, task.mode is Mode.FOREGROUND, position, task.session_id,
                               task.model, texts.launch_text(task, position))
@@ -300,7 +364,7 @@ class Scheduler(Results):
         for task in targets:
             if task.status in LIVE:
                 previous = task.status
-                self._end(task, TaskEvent.CANCEL, reason, now, actions)
+                self.lifecycle.end(task, TaskEvent.CANCEL, reason, now, actions)
                 done.append((task, previous))
         descendants = sum(t.cascaded for t, _ in done)
         report = CancelReport(
@@ -326,7 +390,7 @@ class Scheduler(Results):
         actions: list[TaskAction] = []
         if task.mode is Mode.FOREGROUND and task.notify is NotifyState.NONE:
             task.notify = NotifyState.SUPPRESSED
-            self._save(task, actions)
+            self.state.save(task, actions)
         if task.status is TaskStatus.COMPLETED:
             return texts.foreground_answer(task), actions
         return ToolError(texts.foreground_failure(task)), actions
@@ -337,7 +401,7 @@ class Scheduler(Results):
         if task is None:
             return ToolError(texts.unknown_task(task_id)), []
         actions: list[TaskAction] = []
-        self._make_background(task, now, actions)
+        self.recovery.make_background(task, now, actions)
         return texts.foreground_backgrounded(task), actions
 
     def _in_scope(self, task: Task, caller: str | None) -> bool:
@@ -353,6 +417,10 @@ class Scheduler(Results):
 
     # ------------------------------------------------------------------ events
 
+    def resume(self, now: float) -> list[TaskAction]:
+        """Call once after constructing from stored rows, when the engine is attached (§15.2-4)."""
+        return self.recovery.resume(now)
+
     def handle(self, event: SchedulerEvent, now: float) -> list[TaskAction]:
         """Feed one event; return what the engine must do, saves first. Cheap for stream events."""
         handler = self._handlers.get(type(event))
@@ -363,118 +431,3 @@ class Scheduler(Results):
             # A delivered notification is what makes an ended task forgettable.
             actions += self.prune(event.parent_session_id)
         return actions
-
-    def _on_delta(self, event: PartDelta, now: float) -> list[TaskAction]:
-        task = self._running_child(event.session_id)
-        if task is not None:
-            self._activity(task, now)
-            self._watch(task).on_delta(event)
-        return []
-
-    def _on_part(self, event: PartUpdated, now: float) -> list[TaskAction]:
-        task = self._running_child(event.session_id)
-        if task is None:
-            return []
-        self._activity(task, now)
-        watch = self._watch(task)
-        if event.type == "text":
-            watch.on_text(event, task.anchor_message_id)
-            return []
-        if event.type != "tool":
-            return []
-        new, signed = watch.on_tool(event)
-        if new:
-            task.tool_calls += 1
-            tool = event.part.get("tool")
-            task.last_tool = tool if isinstance(tool, str) else task.last_tool
-        if task.status is not TaskStatus.RUNNING or task.stop_reason is not None:
-            return []
-        breaker = self.settings.circuit_breaker
-        cap = self.settings.tool_call_cap
-        actions: list[TaskAction] = []
-        if new and cap is not None and task.tool_calls > cap:
-            self._stop(task, EndReason.RUNAWAY, f"{task.tool_calls} tool calls, over the cap of {cap}", now, actions)
-        elif signed and breaker.enabled and watch.same_calls >= breaker.consecutive_threshold:
-            self._stop(task, EndReason.RUNAWAY, f"{watch.same_calls} identical {task.last_tool} calls in a row",
-                       now, actions)
-        return actions
-
-    def _on_assistant(self, event: AssistantMessage, now: float) -> list[TaskAction]:
-        actions: list[TaskAction] = []
-        task = self._running_child(event.session_id)
-        if task is not None:
-            self._activity(task, now)
-            watch = self._watch(task)
-            newest = watch.on_assistant(event, task.anchor_message_id)
-            stale = event.model is not None and task.model is not None and not same_model(event.model, task.model)
-            if task.status is TaskStatus.STARTING and newest and not stale and task.anchor_message_id is not None \
-                    and task.id not in self._prompt_after_abort:
-                self._started(task, now, actions)  # the answer proves the prompt was accepted
-            if event.error is not None and newest and not stale:
-                self._failure(task, event.error, now, actions)
-            elif newest and event.completed:
-                self._check_complete(task, now, actions)
-        parent = self.notifier.parents.get(event.session_id)
-        if parent is not None and event.agent != COMPACTION_AGENT:
-            parent.agent = event.agent or parent.agent
-            parent.model = event.model or parent.model
-            if event.error is not None and classify_error(event.error).type is ErrorType.ABORT:
-                parent.user_aborted_at = now
-        return actions
-
-    def _on_user(self, event: UserMessage, now: float) -> list[TaskAction]:
-        if event.agent == COMPACTION_AGENT:
-            return []
-        own = self.index.task_on(event.session_id)
-        if own is not None and own.anchor_message_id == event.message_id:
-            return []  # baton's own prompt to this child
-        actions: list[TaskAction] = []
-        self.notifier.on_user(event.session_id, event.message_id, event.agent, event.model, now, actions)
-        return actions
-
-    def _on_status(self, event: SessionStatus, now: float) -> list[TaskAction]:
-        actions: list[TaskAction] = []
-        task = self._running_child(event.session_id)
-        if task is not None:
-            self._child_status(task, event.type, now, actions, event.message)
-        self.notifier.on_status(event.session_id, event.type, now, actions)
-        return actions
-
-    def _on_idle(self, event: SessionIdle, now: float) -> list[TaskAction]:
-        return self._on_status(SessionStatus(event.session_id, StatusType.IDLE), now)
-
-    def _on_session_error(self, event: SessionError, now: float) -> list[TaskAction]:
-        task = self._running_child(event.session_id) if event.session_id is not None else None
-        actions: list[TaskAction] = []
-        if task is not None:
-            self._failure(task, event.error, now, actions)
-        return actions
-
-    def _on_deleted(self, event: SessionDeleted, now: float) -> list[TaskAction]:
-        actions: list[TaskAction] = []
-        sid = event.session_id
-        task = self.index.live_on(sid)
-        if task is not None:
-            if task.status is TaskStatus.RUNNING and task.stop_reason is not None:
-                self._end(task, TaskEvent.TIMEOUT, task.stop_reason, now, actions)
-            else:
-                self._end(task, TaskEvent.CANCEL, EndReason.CHILD_DELETED, now, actions)
-        for child in self.index.live_children(sid):
-            self._end(child, TaskEvent.CANCEL, EndReason.PARENT_DELETED, now, actions)
-        self.notifier.drop(sid, actions)
-        return actions
-
-    def _on_timer(self, event: TimerFired, now: float) -> list[TaskAction]:
-        if event.key == TICK_KEY:
-            return self._tick(now)
-        if event.key.startswith(HOST_RETRY_PREFIX):
-            return self._on_host_retry(event.key[len(HOST_RETRY_PREFIX):], now)
-        prefix = deliver_timer("")
-        if event.key.startswith(prefix):
-            parent = self.notifier.parents.get(event.key[len(prefix):])
-            if parent is not None:
-                parent.timer_at = None
-                actions: list[TaskAction] = []
-                self.notifier.pump(parent.id, now, actions)
-                return actions
-        return []

@@ -46,7 +46,7 @@ class Sim:
         self._n = 0
 
     def feed(self, event: Event) -> list[Action]:
-        actions = self.policy.handle(event, self.now)
+        actions = list(self.policy.handle(event, self.now))  # handle's result is read-only (often shared)
         self.log.extend(actions)
         return actions
 

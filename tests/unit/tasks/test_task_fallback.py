@@ -155,3 +155,35 @@ def test_a_child_created_for_a_cancelled_task_is_aborted_and_never_prompted() ->
     actions = s.created(task, "ses_late")
     assert [a.session_id for a in of(actions, AbortChild)] == ["ses_late"] and of(actions, PromptChild) == []
     assert task.status is TaskStatus.CANCELLED and task.session_id is None
+
+
+def test_a_retry_skips_providers_opencode_has_not_connected_like_a_launch() -> None:
+    """The next model of a retry is on a connected provider, as a launch's first model is (§5.2.5, §10.3).
+
+    The chain is prov/a → mid/b → other/c and opencode has not connected ``mid``: the launch
+    starts on prov/a, and its 429 moves the task to other/c, never to mid/b (it used to).
+    """
+    s = Sim({"agents": {"explore": {"model": "prov/a", "fallback_models": ["mid/b", "other/c"]}}})
+    task = running(s, connected_providers=frozenset({"prov", "other"}))
+    assert task.model == "prov/a"
+    s.feed(SessionError(task.session_id, RATE_LIMIT))
+    assert task.model == "other/c" and task.attempt == 2 and [a.model for a in task.attempts] == ["prov/a", "other/c"]
+
+
+def test_a_retry_with_no_connected_model_left_fails_as_chain_exhausted() -> None:
+    """Only unconnected providers after the failing model: no retry, the task fails (chain exhausted)."""
+    s = Sim({"agents": {"explore": {"model": "prov/a", "fallback_models": ["mid/b"]}}})
+    task = running(s, connected_providers=frozenset({"prov"}))
+    s.feed(SessionError(task.session_id, RATE_LIMIT))
+    assert task.status is TaskStatus.FAILED and task.end_reason is EndReason.CHAIN_EXHAUSTED
+
+
+def test_the_newest_launch_tells_which_providers_are_connected() -> None:
+    """A provider connected since an earlier launch counts for that task's retry; an unknown set
+    (the lookup failed) keeps the last one known."""
+    s = Sim({"agents": {"explore": {"model": "prov/a", "fallback_models": ["mid/b", "other/c"]}}})
+    task = running(s, connected_providers=frozenset({"prov", "other"}))
+    running(s, connected_providers=frozenset({"prov", "mid", "other"}))
+    running(s, connected_providers=None)
+    s.feed(SessionError(task.session_id, RATE_LIMIT))
+    assert task.model == "mid/b"
