@@ -2,4 +2,6 @@
 
 from baton.cli import main
 
+__all__: list[str] = []
+
 main()

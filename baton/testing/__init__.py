@@ -3,3 +3,5 @@
 `fake_provider` is a scriptable OpenAI-compatible server; `opencode` starts and
 stops real `opencode serve` instances wired to it.
 """
+
+__all__: list[str] = []

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import pkgutil
 from pathlib import Path
 
 import pytest
+from package_walk import baton_modules
 
-import baton
 from baton.config import ConfigError, load_config
 from baton.errors import BatonError
-
-
-def baton_modules() -> list[str]:
-    """Every module under baton/, namespace packages (no ``__init__.py``) included; not ``__main__``."""
-    names: set[str] = set()
-    for info in pkgutil.walk_packages(baton.__path__, "baton."):
-        names.add(info.name)
-    root = Path(baton.__file__).parent
-    for path in root.rglob("*.py"):  # walk_packages does not enter a directory without __init__.py
-        parts = path.relative_to(root).with_suffix("").parts
-        names.add(".".join(("baton", *(parts[:-1] if parts[-1] == "__init__" else parts))))
-    return sorted(name for name in names if name.rpartition(".")[2] != "__main__")
 
 
 def exceptions_defined() -> list[type[BaseException]]:

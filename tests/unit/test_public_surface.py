@@ -1,0 +1,235 @@
+"""The public surface: every module under baton/ says what it exports, pinned here.
+
+Changing a module's ``__all__``, adding a module or removing one fails this test until the
+snapshot below is edited to match: a change to the surface is a deliberate edit. To print the
+snapshot for the tree as it is: ``.venv/bin/python tests/unit/test_public_surface.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+from package_walk import baton_modules
+
+import baton
+
+SNAPSHOT: dict[str, list[str]] = {
+    "baton": ["__version__"],
+    "baton.__main__": [],
+    "baton._jsonc_locate": [
+        "ConfigError", "JsoncFile", "JsoncSyntaxError", "Range", "Segment", "drop_nulls", "key_path",
+        "load_jsonc", "locate", "number_text", "parse_jsonc", "place", "printable", "show_value",
+        "unknown_keys", "validate",
+    ],
+    "baton.actions": [
+        "Action", "CancelTimer", "ClearIntent", "Note", "RESEND_INTENT", "Resend", "ResendIntent",
+        "SaveCooldown", "SaveIntent", "Schedule", "Toast",
+    ],
+    "baton.auth": [
+        "TOKEN_ENV", "TokenError", "bearer_matches", "host_allowed", "is_loopback", "load_token",
+        "origin_allowed", "read_token",
+    ],
+    "baton.chains": ["ResolvedChain", "agent_key_for", "agent_primary_model", "describe", "resolve_chain"],
+    "baton.cli": ["app", "main"],
+    "baton.clock": ["Clock", "SystemClock"],
+    "baton.config": [
+        "AgentConfig", "BackgroundTaskConfig", "BatonConfig", "CategoryConfig", "CircuitBreakerConfig",
+        "Config", "ConfigError", "DEFAULT_CATEGORY_AGENT", "OPENCODE_SECTION", "RuntimeFallbackConfig",
+        "json_schema", "load_config", "printable",
+    ],
+    "baton.cooldowns": ["Cooldowns"],
+    "baton.daemon": [
+        "DEFAULT_LISTEN", "ServeOptions", "StartupError", "default_state_dir", "parse_listen", "serve",
+    ],
+    "baton.demo": ["DemoError", "run_demo"],
+    "baton.doctor": ["Check", "run_checks"],
+    "baton.engine": [
+        "Clock", "Engine", "EngineState", "EngineStats", "MCP_NAME", "MIN_HEARTBEAT_TIMEOUT_S", "SystemClock",
+    ],
+    "baton.errors": ["BatonError"],
+    "baton.events": [
+        "AssistantMessage", "COMPACTION_AGENT", "Event", "PartDelta", "PartUpdated", "RecoveredResend",
+        "ResendOutcome", "ResendResult", "SessionCreated", "SessionDeleted", "SessionError", "SessionIdle",
+        "SessionStatus", "StatusType", "TimerFired", "UserMessage",
+    ],
+    "baton.fallback": [],
+    "baton.fallback.errors": [
+        "DEFAULT_RETRY_ON_ERRORS", "ErrorInfo", "ErrorType", "classify_error", "error_parts_text",
+        "retry_after_ms", "retry_signal_text",
+    ],
+    "baton.fallback.policy": ["FallbackPolicy"],
+    "baton.fallback.recovery": ["RECOVERY_MAX_AGE_S", "Recovery"],
+    "baton.fallback.retry_status": [
+        "UNKNOWN_MODEL", "dedupe_key", "model_in_text", "normalized_class", "provider_retry_at",
+        "retry_attempt", "retry_key",
+    ],
+    "baton.fallback.state": [
+        "FallbackState", "Prepared", "Session", "SessionSnapshot", "Turn", "parts_by_id",
+    ],
+    "baton.fallback.switching": [
+        "NO_ACTIONS", "OWN_ABORT_GRACE_S", "RESEND_ERROR_WINDOW_S", "RESEND_RETRY_FIRST_S", "RESEND_TRIES",
+        "Switcher", "resend_retry_key", "watchdog_key",
+    ],
+    "baton.jsonc": [
+        "JsoncError", "MAX_BYTES", "MAX_DEPTH", "TextIndex", "clean", "decode", "parse", "place", "read_text",
+    ],
+    "baton.logs": ["configure_logging"],
+    "baton.models": ["model_key", "normalize_model", "same_model", "split_model", "to_api_model"],
+    "baton.opencode.client": [
+        "OpencodeClient", "OpencodeError", "OpencodeHTTPError", "OpencodeUnavailable", "auth_from_env",
+        "input_part", "resend_parts",
+    ],
+    "baton.opencode.events": ["STREAM_EVENTS", "message_events", "parse_event", "parse_status"],
+    "baton.server": ["Guard", "HttpServer", "bind_socket", "build_app"],
+    "baton.settings": [
+        "AgentConfig", "BackgroundTaskConfig", "BatonConfig", "CategoryConfig", "CircuitBreakerConfig",
+        "Config", "DEFAULT_CATEGORY_AGENT", "Range", "RuntimeFallbackConfig", "Segment", "key_path",
+        "number_text", "show_value",
+    ],
+    "baton.store": ["JournalEntry", "Store", "StoreError", "StoreTooNew"],
+    "baton.store_mirror": [
+        "BoxRow", "Cooldown", "JOURNAL_BUFFER", "JournalRow", "Mirror", "PendingRow", "QuarantineRow",
+        "TaskRow",
+    ],
+    "baton.store_pending": ["PENDING_KEY", "PENDING_MIGRATION", "PendingTable", "persist_pending"],
+    "baton.tasks": [
+        "CancelReport", "CancelRequest", "CancelledTask", "EndReason", "IdSource", "IllegalTransition",
+        "KnownAgent", "LIVE", "LaunchRequest", "LaunchResult", "Mode", "NotifyState", "OutboxRow",
+        "Scheduler", "TERMINAL", "TRANSITIONS", "Task", "TaskEvent", "TaskStatus", "TaskView", "ToolError",
+        "transition",
+    ],
+    "baton.tasks.actions": [
+        "AbortChild", "CreateChild", "Deliver", "ForgetTasks", "LookupSession", "PollStatus", "PromptChild",
+        "RefreshActivity", "SaveOutbox", "SaveTask", "TaskAction",
+    ],
+    "baton.tasks.calls": ["CallMatcher", "MATCH_WAIT_S", "TOOL_PREFIX", "json_equal"],
+    "baton.tasks.events": [
+        "AbortDone", "ActivityRefreshed", "Attached", "ChildCreateFailed", "ChildCreated", "DeliveryOutcome",
+        "DeliveryResult", "Detached", "HostRestarted", "ParentCompacted", "PermissionPending",
+        "PromptAccepted", "PromptRejected", "SchedulerEvent", "SessionLookup", "StatusPolled",
+    ],
+    "baton.tasks.ids": ["IdSource"],
+    "baton.tasks.launch": [
+        "BUILTIN_CATEGORIES", "KnownAgent", "LaunchRequest", "LaunchResult", "Plan", "ToolError",
+        "known_categories", "pick_model", "plan_launch", "tools_for",
+    ],
+    "baton.tasks.lifecycle": [
+        "ABORT_TRIES", "Lifecycle", "OWN_ABORT_GRACE_S", "TICK_KEY", "TICK_S", "child_title",
+    ],
+    "baton.tasks.model": [
+        "Attempt", "EndReason", "IllegalTransition", "LIVE", "Mode", "NotifyState", "OutboxRow", "RowKind",
+        "RowState", "SILENT_REASONS", "SLOT_HOLDING", "TERMINAL", "TIMEOUT_REASONS", "TRANSITIONS", "Task",
+        "TaskEvent", "TaskStatus", "WAITING", "transition",
+    ],
+    "baton.tasks.notify": [
+        "BACKOFF_FIRST_S", "BACKOFF_MAX_S", "COALESCE_S", "Frozen", "Notifier", "Parent", "QUIET_S",
+        "deliver_timer",
+    ],
+    "baton.tasks.queues": ["TaskIndex", "concurrency_key", "limit_for", "provider_of"],
+    "baton.tasks.recovery": ["Recovery"],
+    "baton.tasks.results": ["Results"],
+    "baton.tasks.runtime": ["TASK_ACTIONS", "TaskRuntime"],
+    "baton.tasks.scheduler": ["CancelReport", "CancelRequest", "CancelledTask", "Scheduler", "TaskView"],
+    "baton.tasks.service": ["CallContext", "TaskService", "ToolFailure"],
+    "baton.tasks.texts": [
+        "MAX_LISTED", "agents_unavailable", "bad_argument", "cancel_report", "compaction_notice",
+        "continuation_mismatch", "depth_refused", "descendants_refused", "duration", "foreground_answer",
+        "foreground_backgrounded", "foreground_failure", "launch_text", "lineage_failed",
+        "not_a_task_session", "notification", "outcome", "output_text", "session_busy", "unknown_agent",
+        "unknown_category", "unknown_task",
+    ],
+    "baton.tasks.transient": [
+        "HOST_RETRY_BUDGET_S", "HOST_RETRY_FIRST_S", "HOST_RETRY_MAX_S", "HostRetry", "host_retry_timer",
+    ],
+    "baton.tasks.watch": ["ChildWatch", "RESULT_CAP", "call_signature"],
+    "baton.testing": [],
+    "baton.testing.baton_process": ["BatonProcess"],
+    "baton.testing.clock": ["FakeClock"],
+    "baton.testing.fake_provider": [
+        "Answer", "Drop", "FakeProvider", "Hang", "LoggedRequest", "Refuse", "Step", "ToolCall",
+        "load_script", "main", "script_from_json", "split_chunks", "step_from_json",
+    ],
+    "baton.testing.fault_proxy": ["FaultProxy", "MODES"],
+    "baton.testing.opencode": [
+        "OPENCODE_VERSION", "OpencodeServer", "baton_cache_dir", "create_session", "find_opencode",
+        "free_port", "opencode_config", "prompt_async", "warm_template",
+    ],
+    "baton.testing.recorder": ["EventRecorder"],
+    "baton.tools": [
+        "DEFAULT_OUTPUT_TIMEOUT_MS", "PROGRESS_INTERVAL_S", "SERVER_NAME", "TOOL_NAMES", "build_mcp_app",
+        "build_server", "tool_definitions",
+    ],
+}
+
+
+def _main_all() -> list[str]:
+    """``baton.__main__``'s ``__all__``, read without importing it (importing runs the CLI)."""
+    tree = ast.parse((Path(baton.__file__).parent / "__main__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign):
+            target = node.target
+        elif isinstance(node, ast.Assign):
+            target = node.targets[0]
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "__all__" and node.value is not None:
+            return list(ast.literal_eval(node.value))
+    raise AssertionError("baton.__main__ has no __all__")
+
+
+def surface() -> dict[str, list[str]]:
+    """Each module's ``__all__``, sorted (``baton.__main__`` read from its source)."""
+    found = {}
+    for name in baton_modules(main=True):
+        if name == "baton.__main__":
+            found[name] = sorted(_main_all())
+            continue
+        module = importlib.import_module(name)
+        assert hasattr(module, "__all__"), f"{name} has no __all__"
+        found[name] = sorted(module.__all__)
+    return found
+
+
+def test_every_module_is_in_the_snapshot() -> None:
+    assert sorted(baton_modules(main=True)) == sorted(SNAPSHOT)
+
+
+@pytest.mark.parametrize("name", baton_modules())
+def test_all_is_pinned_and_every_name_exists(name: str) -> None:
+    module = importlib.import_module(name)
+    assert hasattr(module, "__all__"), f"{name} has no __all__"
+    exported = list(module.__all__)
+    assert len(exported) == len(set(exported)), f"{name}.__all__ lists a name twice"
+    assert [n for n in exported if not hasattr(module, n)] == [], f"{name}.__all__ names what it lacks"
+    assert sorted(exported) == SNAPSHOT.get(name), f"{name}.__all__ changed: edit SNAPSHOT if that is meant"
+
+
+def test_main_exports_nothing() -> None:
+    assert _main_all() == SNAPSHOT["baton.__main__"] == []
+
+
+def render() -> str:
+    lines = ["SNAPSHOT: dict[str, list[str]] = {"]
+    for name, names in surface().items():
+        one = f'    "{name}": [{", ".join(repr(n).replace(chr(39), chr(34)) for n in names)}],'
+        if len(one) <= 110:
+            lines.append(one)
+            continue
+        lines.append(f'    "{name}": [')
+        row = "       "
+        for n in names:
+            item = f' "{n}",'
+            if len(row) + len(item) > 110:
+                lines.append(row)
+                row = "       "
+            row += item
+        lines += [row, "    ],"]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render())
