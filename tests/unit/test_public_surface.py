@@ -56,6 +56,9 @@ SNAPSHOT: dict[str, list[str]] = {
         "SessionStatus", "StatusType", "TimerFired", "UserMessage",
     ],
     "baton.fallback": [],
+    "baton.fallback.core": [
+        "Choice", "Decision", "FallbackCore", "NoCandidate", "Verdict", "on_connected_provider",
+    ],
     "baton.fallback.errors": [
         "DEFAULT_RETRY_ON_ERRORS", "ErrorInfo", "ErrorType", "classify_error", "error_parts_text",
         "retry_after_ms", "retry_signal_text",
@@ -106,6 +109,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "RefreshActivity", "SaveOutbox", "SaveTask", "TaskAction",
     ],
     "baton.tasks.calls": ["CallMatcher", "MATCH_WAIT_S", "TOOL_PREFIX", "json_equal"],
+    "baton.tasks.children": ["Children"],
     "baton.tasks.events": [
         "AbortDone", "ActivityRefreshed", "Attached", "ChildCreateFailed", "ChildCreated", "DeliveryOutcome",
         "DeliveryResult", "Detached", "HostRestarted", "ParentCompacted", "PermissionPending",
@@ -114,7 +118,7 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.tasks.ids": ["IdSource"],
     "baton.tasks.launch": [
         "BUILTIN_CATEGORIES", "KnownAgent", "LaunchRequest", "LaunchResult", "Plan", "ToolError",
-        "known_categories", "pick_model", "plan_launch", "tools_for",
+        "known_categories", "plan_launch", "tools_for",
     ],
     "baton.tasks.lifecycle": [
         "ABORT_TRIES", "Lifecycle", "OWN_ABORT_GRACE_S", "TICK_KEY", "TICK_S", "child_title",
@@ -134,6 +138,8 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.tasks.runtime": ["TASK_ACTIONS", "TaskRuntime"],
     "baton.tasks.scheduler": ["CancelReport", "CancelRequest", "CancelledTask", "Scheduler", "TaskView"],
     "baton.tasks.service": ["CallContext", "TaskService", "ToolFailure"],
+    "baton.tasks.state": ["OWN_ABORT_GRACE_S", "SchedulerState", "TICK_KEY", "TICK_S"],
+    "baton.tasks.stream": ["StreamEvents"],
     "baton.tasks.texts": [
         "MAX_LISTED", "agents_unavailable", "bad_argument", "cancel_report", "compaction_notice",
         "continuation_mismatch", "depth_refused", "descendants_refused", "duration", "foreground_answer",
@@ -141,6 +147,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "not_a_task_session", "notification", "outcome", "output_text", "session_busy", "unknown_agent",
         "unknown_category", "unknown_task",
     ],
+    "baton.tasks.timeouts": ["Timeouts"],
     "baton.tasks.transient": [
         "HOST_RETRY_BUDGET_S", "HOST_RETRY_FIRST_S", "HOST_RETRY_MAX_S", "HostRetry", "host_retry_timer",
     ],
