@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from policy_sim import (
+    T0,
     Sim,
     cancels,
     cooldowns_saved,
@@ -63,11 +64,19 @@ def test_repeated_retry_status_for_the_same_attempt_does_nothing(tmp_path: Path)
 
 
 def test_signals_during_an_in_flight_resend_are_ignored(tmp_path: Path) -> None:
-    """A second failure signal while the re-send is executing starts no second switch."""
-    s = sim(tmp_path)
-    s.start_turn(S)
-    assert len(resends(s.retry(S, 1))) == 1
-    assert resends(s.retry(S, 2)) == []
+    """A second failure signal while the re-send is executing starts no second switch.
+
+    The switch is a proactive reroute, which replaces no assistant message: the running turn's
+    failures are of the model in use, on a message no switch replaced, so only the in-flight
+    guard (§6.8) keeps them from starting a second switch.
+    """
+    s = sim(tmp_path, cooldowns=Cooldowns([("fake/primary", T0 + 600)]))
+    s.user(S, "msg_u1", "fake/primary")
+    (first,) = resends(s.busy(S))
+    assert first.model == "fake/backup"
+    s.assistant(S, "msg_u1_a1", "msg_u1", "fake/primary")
+    assert resends(s.retry(S, 1, "Rate limit exceeded")) == []
+    assert resends(s.retry(S, 2, "Rate limit exceeded")) == []
     assert resends(s.error(S, "Too many requests", 429)) == []
 
 

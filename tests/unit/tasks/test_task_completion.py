@@ -84,6 +84,13 @@ def test_reasoning_or_tool_only_messages_and_tool_call_turns_are_no_answer() -> 
     s.assistant(task, mid, completed=True, finish="stop")
     s.idle(sid)
     assert task.status is TaskStatus.RUNNING
+    mid_tool, pid_tool = s.next_id(), s.next_id("prt")
+    s.assistant(task, mid_tool)
+    tool = {"id": pid_tool, "type": "tool", "tool": "read", "state": {"status": "completed", "input": {}}}
+    s.feed(PartUpdated(sid, mid_tool, pid_tool, "tool", None, tool))
+    s.assistant(task, mid_tool, completed=True, finish="stop")
+    s.idle(sid)
+    assert task.status is TaskStatus.RUNNING
     mid2 = s.next_id()
     s.assistant(task, mid2)
     s.text(sid, mid2, "let me look")
