@@ -37,10 +37,9 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-from baton.fallback.errors import DEFAULT_RETRY_ON_ERRORS
-
 __all__ = [
     "DEFAULT_CATEGORY_AGENT",
+    "DEFAULT_RETRY_ON_ERRORS",
     "AgentConfig",
     "BackgroundTaskConfig",
     "BatonConfig",
@@ -57,6 +56,8 @@ __all__ = [
 
 DEFAULT_CATEGORY_AGENT = "general"
 """Agent that runs category tasks: opencode's own, present without the plugin."""
+DEFAULT_RETRY_ON_ERRORS: tuple[int, ...] = (429, 500, 502, 503, 504)
+"""Status codes that mean "try another model" (:mod:`baton.fallback.errors` classifies by them)."""
 
 # ---------------------------------------------------------------------------------------------
 # Showing keys and values

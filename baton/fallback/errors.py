@@ -26,6 +26,8 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from functools import lru_cache
 
+from baton.settings import DEFAULT_RETRY_ON_ERRORS
+
 __all__ = [
     "DEFAULT_RETRY_ON_ERRORS",
     "ErrorInfo",
@@ -35,9 +37,6 @@ __all__ = [
     "retry_after_ms",
     "retry_signal_text",
 ]
-
-DEFAULT_RETRY_ON_ERRORS: tuple[int, ...] = (429, 500, 502, 503, 504)
-"""Status codes that mean "try another model"; the config schema's default is this very tuple."""
 
 
 class ErrorType(StrEnum):

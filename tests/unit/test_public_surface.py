@@ -81,6 +81,7 @@ SNAPSHOT: dict[str, list[str]] = {
     ],
     "baton.logs": ["configure_logging"],
     "baton.models": ["model_key", "normalize_model", "same_model", "split_model", "to_api_model"],
+    "baton.opencode": [],
     "baton.opencode.client": [
         "OpencodeClient", "OpencodeError", "OpencodeHTTPError", "OpencodeUnavailable", "auth_from_env",
         "input_part", "resend_parts",
@@ -89,8 +90,8 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.server": ["Guard", "HttpServer", "bind_socket", "build_app"],
     "baton.settings": [
         "AgentConfig", "BackgroundTaskConfig", "BatonConfig", "CategoryConfig", "CircuitBreakerConfig",
-        "Config", "DEFAULT_CATEGORY_AGENT", "Range", "RuntimeFallbackConfig", "Segment", "key_path",
-        "number_text", "show_value",
+        "Config", "DEFAULT_CATEGORY_AGENT", "DEFAULT_RETRY_ON_ERRORS", "Range", "RuntimeFallbackConfig",
+        "Segment", "key_path", "number_text", "show_value",
     ],
     "baton.store": ["JournalEntry", "Store", "StoreError", "StoreTooNew"],
     "baton.store_mirror": [
