@@ -1,16 +1,43 @@
-"""Shared fixtures: a scripted fake provider and real opencode servers wired to it."""
+"""Shared fixtures: a scripted fake provider and real opencode servers wired to it.
+
+Also the hypothesis profiles, chosen by ``BATON_HYPOTHESIS_PROFILE``:
+
+* ``ci`` (the default, whatever ``CI`` says): derandomized, so every run tries the same
+  examples; no example database, no deadline (a loaded machine must not fail a test).
+* ``deep``: 20 times as many examples, new ones each run (failures are kept in
+  ``.hypothesis/``), no deadline: ``BATON_HYPOTHESIS_PROFILE=deep .venv/bin/pytest tests/unit``.
+
+Tests that set their own example count scale it with the profile:
+``max_examples=150 * settings().max_examples // 100`` is 150 under ``ci``.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from baton.testing.fake_provider import FakeProvider
 from baton.testing.opencode import OpencodeServer
 
 OpencodeFactory = Callable[..., OpencodeServer]
+
+HYPOTHESIS_PROFILE_ENV = "BATON_HYPOTHESIS_PROFILE"
+settings.register_profile(
+    "ci", max_examples=100, derandomize=True, database=None, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "deep", max_examples=2_000, derandomize=False, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+_profile = os.environ.get(HYPOTHESIS_PROFILE_ENV) or "ci"
+if _profile not in ("ci", "deep"):
+    raise pytest.UsageError(f"{HYPOTHESIS_PROFILE_ENV}={_profile!r}: use ci (the default) or deep")
+settings.load_profile(_profile)
 
 
 @pytest.fixture

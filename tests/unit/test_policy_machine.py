@@ -173,4 +173,6 @@ class PolicyMachine(RuleBasedStateMachine):
 
 
 TestPolicyMachine = PolicyMachine.TestCase
-TestPolicyMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+# 150 examples under the ci profile, 20 times as many under BATON_HYPOTHESIS_PROFILE=deep (tests/conftest.py).
+TestPolicyMachine.settings = settings(max_examples=150 * settings().max_examples // 100, stateful_step_count=40,
+                                      deadline=None)

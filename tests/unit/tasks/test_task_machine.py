@@ -292,7 +292,8 @@ class SchedulerMachine(RuleBasedStateMachine):
 
 
 TestSchedulerMachine = SchedulerMachine.TestCase
+# 80 examples under the ci profile, 20 times as many under BATON_HYPOTHESIS_PROFILE=deep (tests/conftest.py).
 TestSchedulerMachine.settings = settings(
-    max_examples=80, stateful_step_count=50, deadline=None,
+    max_examples=80 * settings().max_examples // 100, stateful_step_count=50, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
