@@ -72,7 +72,7 @@ def drive(port: int, label: str) -> None:
 
 async def run(seconds: float, progress: bool) -> None:
     real = tools._wants_progress
-    tools._wants_progress = lambda ctx: progress and real(ctx)  # type: ignore[assignment]
+    tools._wants_progress = lambda ctx: progress and real(ctx)
     app, running = tools.build_mcp_app(SlowService(seconds))
     port = free_port()
     config = uvicorn.Config(Starlette(routes=[Route("/mcp", endpoint=app)]), host="127.0.0.1", port=port,

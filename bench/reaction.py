@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from baton.testing.baton_process import BatonProcess
 from baton.testing.fake_provider import Answer, FakeProvider, Refuse
@@ -45,12 +46,11 @@ def main() -> None:
             with EventRecorder(opencode.url) as events:
                 session = opencode.create_session(f"bench {run}")["id"]
                 opencode.prompt_async(session, "hello")
-                retry = events.wait_for(
-                    lambda e, s=session: e.get("type") == "session.status"
-                    and e["properties"].get("sessionID") == s
-                    and e["properties"]["status"].get("type") == "retry",
-                    30,
-                )
+                def is_retry(e: dict[str, Any], s: str = session) -> bool:
+                    return bool(e.get("type") == "session.status" and e["properties"].get("sessionID") == s
+                                and e["properties"]["status"].get("type") == "retry")
+
+                retry = events.wait_for(is_retry, 30)
                 (request,) = provider.wait_for_requests("backup", 1, timeout=30)
                 events.wait_type("session.idle", session, 30)
             retry_at = wall0 + retry["_t"]

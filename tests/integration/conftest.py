@@ -82,6 +82,7 @@ def answer_of(opencode: OpencodeServer, session_id: str, timeout: float = 30.0) 
     """Wait for a finished assistant message with text in the session; return it."""
 
     def find() -> dict[str, Any] | None:
+        message: dict[str, Any]
         for message in reversed(opencode.messages(session_id)):
             info = message["info"]
             if info["role"] == "assistant" and info.get("time", {}).get("completed") and texts(message):

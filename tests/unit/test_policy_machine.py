@@ -8,6 +8,7 @@ message (on the model opencode shows it with) and then the intents left behind.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from hypothesis import settings
@@ -45,7 +46,7 @@ class PolicyMachine(RuleBasedStateMachine):
         self.turns = 0
         self.assistants = 0
 
-    def _check(self, actions: list[object]) -> None:
+    def _check(self, actions: Sequence[object]) -> None:
         for action in actions:
             if isinstance(action, SaveIntent):
                 self.store[action.intent.session_id] = action.intent

@@ -120,7 +120,7 @@ def test_a_tool_or_reasoning_part_is_an_answer_for_the_watchdog(tmp_path: Path, 
     s = sim(tmp_path)
     watchdog = switch_accepted(s)
     s.assistant(S, "msg_u1_b1", "msg_u1", "fake/backup")
-    part = {"id": "prt_b1", "sessionID": S, "messageID": "msg_u1_b1", "type": kind}
+    part: dict[str, Any] = {"id": "prt_b1", "sessionID": S, "messageID": "msg_u1_b1", "type": kind}
     if kind == "tool":
         part |= {"tool": "read", "state": {"status": "running", "input": {"path": "x"}}}
     else:

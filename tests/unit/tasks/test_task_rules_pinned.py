@@ -8,6 +8,8 @@ restoring the code. Spec references (§n) are to ``docs/behaviour/background-tas
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from task_sim import T0, AbortChild, Deliver, P, Sim, of
 
@@ -22,7 +24,7 @@ QUIET_S = 2.0  # spec §3 fixed values: the quiet period after a user message to
 WINDOW_S = 0.06  # just past the 50 ms coalescing window
 NO_PROGRESS_S = 1800.0  # messageStalenessTimeoutMs default
 CHAIN = {"agents": {"explore": {"model": "prov/a", "fallback_models": ["prov/b", "other/c"]}}}
-RATE_LIMIT = {"name": "APIError", "data": {"message": "Rate limit exceeded", "statusCode": 429}}
+RATE_LIMIT: dict[str, Any] = {"name": "APIError", "data": {"message": "Rate limit exceeded", "statusCode": 429}}
 
 
 def running(s: Sim) -> Task:
@@ -108,7 +110,7 @@ def test_a_tool_or_reasoning_part_alone_does_not_complete_a_task(kind: str) -> N
     assert child is not None
     mid, pid = s.next_id(), s.next_id("prt")
     s.assistant(task, mid)
-    part = {"id": pid, "sessionID": child, "messageID": mid, "type": kind}
+    part: dict[str, Any] = {"id": pid, "sessionID": child, "messageID": mid, "type": kind}
     if kind == "tool":
         part |= {"tool": "read", "state": {"status": "completed", "input": {"path": "x"}, "output": "data"}}
     else:
