@@ -110,6 +110,21 @@ def test_message_json_fallback_survives_odd_values() -> None:
     assert not info.retryable
 
 
+def test_json_fallback_keeps_non_ascii_and_reads_any_mapping() -> None:
+    """The JSON text is JavaScript's (non-ASCII kept), and a mapping that is not a dict is an object too."""
+    from types import MappingProxyType
+
+    info = classify_error({"detail": MappingProxyType({"grund": "Überlastet"})})
+    assert info.message == '{"detail":{"grund":"überlastet"}}'
+    assert classify_error(MappingProxyType({"message": "Rate limit reached"})).message == "rate limit reached"
+
+
+def test_a_non_object_error_is_its_json_text() -> None:
+    """A list (neither string, object nor exception) is read as its JSON text."""
+    info = classify_error(["Rate limit reached"])
+    assert info.message == '["rate limit reached"]' and info.retryable
+
+
 def test_message_of_circular_object() -> None:
     """A self-referencing object falls back to its str() instead of raising."""
     error: dict[str, object] = {}
@@ -132,22 +147,27 @@ def test_exception_error_uses_its_text() -> None:
     [
         ({"statusCode": 429}, 429),
         ({"statusCode": "503"}, 503),
-        ({"status": 502}, 502),
+        ({"status": 502, "message": "bad gateway"}, 502),
         ({"statusCode": 400, "status": 429}, 400),
         ({"data": {"statusCode": 500}}, 500),
-        ({"error": {"statusCode": 504}}, 504),
-        ({"cause": {"statusCode": "429"}}, 429),
+        ({"error": {"statusCode": 504}, "message": "upstream timed out"}, 504),
+        ({"cause": {"statusCode": "429"}, "message": "slow down"}, 429),
         ({"status": "error", "error": {"statusCode": 429}}, 429),
         ({"status": "error", "cause": {"statusCode": 429}}, 429),
         ({"status": "error", "data": {"statusCode": 429}}, 429),
-        ({"statusCode": None, "status": "x", "data": {"statusCode": "?"}, "cause": {"statusCode": 503}}, 503),
+        ({"statusCode": None, "status": "x", "data": {"statusCode": "?"}, "cause": {"statusCode": 503},
+          "message": "no"}, 503),
         ({"statusCode": True, "data": {"statusCode": 401}}, 401),
         ({"statusCode": "42 9", "data": {"statusCode": 418}}, 418),
         ({"statusCode": 429.0, "data": {"statusCode": 418}}, 418),
     ],
 )
 def test_status_code_first_numeric_field(error: Mapping[str, object], expected: int) -> None:
-    """The status is the first int or digit string among statusCode, status, data/error/cause.statusCode."""
+    """The status is the first int or digit string among statusCode, status, data/error/cause.statusCode.
+
+    Each error has a message of its own where the code is read from a field: without one the
+    message is the object's JSON text, in which the code of a retryable status would be found too.
+    """
     assert classify_error(error).status_code == expected
 
 
@@ -464,6 +484,11 @@ def with_headers(headers: object) -> dict[str, object]:
         ({"retry-after": "0"}, NOW_MS),
         ({"retry-after": 7}, NOW_MS + 7_000),
         ({"retry-after": 2.25}, NOW_MS + 2_250),
+        ({"retry-after": 0}, NOW_MS),
+        ({"retry-after": 0.0}, NOW_MS),
+        ({"retry-after": -3}, None),
+        ({"retry-after": -0.5}, None),
+        ({"retry-after": float("inf")}, None),
         ({"retry-after-ms": "1500"}, NOW_MS + 1_500),
         ({"RETRY-AFTER-MS": "250.4"}, NOW_MS + 251),
         ({"retry-after": "30", "retry-after-ms": "1234"}, NOW_MS + 1_234),
@@ -497,6 +522,21 @@ def test_retry_after_http_date_minus_zero_zone() -> None:
     headers = {"retry-after": "Fri, 17 May 2030 08:30:00 -0000"}
     expected = int(datetime(2030, 5, 17, 8, 30, tzinfo=UTC).timestamp()) * 1000
     assert retry_after_ms(with_headers(headers), NOW_MS) == expected
+
+
+def test_retry_after_http_date_does_not_depend_on_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A date with an offset is that offset's time, and ``-0000`` is UTC, whatever the machine's zone."""
+    import time
+
+    monkeypatch.setenv("TZ", "XST-05:30")
+    time.tzset()
+    try:
+        utc = int(datetime(2030, 5, 17, 8, 30, tzinfo=UTC).timestamp()) * 1000
+        assert retry_after_ms(with_headers({"retry-after": "Fri, 17 May 2030 08:30:00 -0000"}), NOW_MS) == utc
+        assert retry_after_ms(with_headers({"retry-after": "Fri, 17 May 2030 10:30:00 +0200"}), NOW_MS) == utc
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_retry_after_past_date_means_now() -> None:
@@ -583,6 +623,7 @@ def test_retry_signal_text_classifies_as_retryable() -> None:
             "a\nb",
         ),
         ([{"type": "error"}], ""),
+        ([{"type": "error", "text": 3}, {"type": "error", "text": "b"}], "b"),
         ([{"type": "text", "text": "rate limit"}], None),
         (["error", None, 3], None),
         ([], None),

@@ -318,7 +318,7 @@ def test_provider_retry_time_sets_the_cooldown(tmp_path: Path) -> None:
     s.start_turn(S)
     next_ms = int((s.now + 240) * 1000)
     (saved,) = cooldowns_saved(s.retry(S, 1, COOLDOWN := "Rate limit exceeded", next_ms))
-    assert saved.until == pytest.approx(next_ms / 1000)
+    assert saved.until == pytest.approx(next_ms / 1000, abs=1e-3)  # abs: epoch seconds dwarf a relative bound
     assert COOLDOWN
 
 
@@ -327,7 +327,35 @@ def test_opencode_backoff_is_not_a_provider_time(tmp_path: Path) -> None:
     s = sim(tmp_path, {"runtime_fallback": {"cooldown_seconds": 90}})
     s.start_turn(S)
     (saved,) = cooldowns_saved(s.retry(S, 2, "Rate limit exceeded", int((s.now + 4.5) * 1000)))
-    assert saved.until == pytest.approx(s.now + 90)
+    assert saved.until == pytest.approx(s.now + 90, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "delay", "provider"),
+    [
+        (1, 2.0, False),  # opencode's own 2 s for attempt 1
+        (1, 2.6, False),  # plus its 30 % jitter
+        (1, 3.5, True),  # past the jitter and half a second of latency: the provider's time
+        (1, 4.0, True),
+        (1, 1.2, True),  # sooner than opencode would retry: the provider's Retry-After
+        (3, 8.0, False),  # 2 s * 2**2
+        (3, 10.4, False),
+        (3, 12.0, True),
+        (0, 2.0, False),  # no usable attempt number: read as attempt 1
+        (-1, 2.0, False),
+        (None, 2.0, False),
+        ("x", 2.0, False),
+    ],
+)
+def test_retry_next_is_the_provider_s_time_only_outside_opencode_s_backoff(
+    tmp_path: Path, attempt: object, delay: float, provider: bool
+) -> None:
+    """§6.1.3 (b): a retry status's ``next`` cools the model until then, unless it is opencode's own
+    backoff for the attempt (2 s * 2**(attempt-1), up to 30 % more); then the configured cooldown."""
+    s = sim(tmp_path)
+    s.start_turn(S)
+    (saved,) = cooldowns_saved(s.retry(S, attempt, "Rate limit exceeded", int((s.now + delay) * 1000)))  # type: ignore[arg-type]
+    assert saved.until == pytest.approx(s.now + (delay if provider else 60), abs=1e-3)
 
 
 def test_equivalent_model_in_chain_is_skipped(tmp_path: Path) -> None:
