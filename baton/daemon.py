@@ -27,9 +27,9 @@ from baton.engine import HEARTBEAT_TIMEOUT_S, MIN_HEARTBEAT_TIMEOUT_S, Engine
 from baton.errors import BatonError
 from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavailable, auth_from_env
+from baton.runtime.tasks import TaskRuntime
 from baton.server import HttpServer, bind_socket, build_app, make_server
 from baton.store import Store
-from baton.tasks.runtime import TaskRuntime
 
 __all__ = ["DEFAULT_LISTEN", "ServeOptions", "StartupError", "default_state_dir", "parse_listen", "serve"]
 

@@ -64,10 +64,10 @@ from baton.opencode.client import (
     resend_parts,
 )
 from baton.opencode.events import STREAM_EVENTS, message_events, parse_event, parse_status
+from baton.runtime.tasks import TASK_ACTIONS, TaskRuntime
 from baton.store import JournalEntry, Store
 from baton.tasks.actions import TaskAction
 from baton.tasks.events import Attached, Detached, HostRestarted, SchedulerEvent
-from baton.tasks.runtime import TASK_ACTIONS, TaskRuntime
 
 __all__ = ["MCP_NAME", "MIN_HEARTBEAT_TIMEOUT_S", "Clock", "Engine", "EngineState", "EngineStats", "SystemClock"]
 

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from baton.auth import bearer_matches, host_allowed, origin_allowed
 from baton.clock import Clock
 from baton.engine import Engine
-from baton.tasks.runtime import TaskRuntime
+from baton.runtime.tasks import TaskRuntime
 from baton.tools import build_mcp_app
 
 __all__ = ["Guard", "HttpServer", "bind_socket", "build_app"]

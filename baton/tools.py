@@ -99,7 +99,7 @@ _PROPS_TASK: dict[str, dict[str, Any]] = {
 
 def _schema(properties: Mapping[str, Mapping[str, Any]], required: Sequence[str]) -> dict[str, Any]:
     """An object schema. No ``default`` keywords, so nothing between the model and baton fills values in
-    (the call matcher compares the arguments with what opencode recorded, see :mod:`baton.tasks.calls`)."""
+    (the call matcher compares the arguments with what opencode recorded, see :mod:`baton.runtime.calls`)."""
     return {"type": "object", "properties": {k: dict(v) for k, v in properties.items()}, "required": list(required)}
 
 

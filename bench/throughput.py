@@ -30,8 +30,8 @@ from baton.events import Event
 from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient
 from baton.opencode.events import STREAM_EVENTS, parse_event
+from baton.runtime.tasks import TaskRuntime
 from baton.store import Store
-from baton.tasks.runtime import TaskRuntime
 from baton.tasks.scheduler import Scheduler
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "events"

@@ -9,8 +9,8 @@ import anyio
 import pytest
 
 from baton.events import AssistantMessage, PartUpdated
-from baton.tasks import calls
-from baton.tasks.calls import CallMatcher, json_equal
+from baton.runtime import calls
+from baton.runtime.calls import CallMatcher, json_equal
 from baton.tasks.service import ToolFailure
 
 pytestmark = pytest.mark.anyio

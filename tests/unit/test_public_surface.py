@@ -87,6 +87,9 @@ SNAPSHOT: dict[str, list[str]] = {
         "input_part", "resend_parts",
     ],
     "baton.opencode.events": ["STREAM_EVENTS", "message_events", "parse_event", "parse_status"],
+    "baton.runtime": [],
+    "baton.runtime.calls": ["CallMatcher", "MATCH_WAIT_S", "TOOL_PREFIX", "json_equal"],
+    "baton.runtime.tasks": ["TASK_ACTIONS", "TaskRuntime"],
     "baton.server": ["Guard", "HttpServer", "bind_socket", "build_app"],
     "baton.settings": [
         "AgentConfig", "BackgroundTaskConfig", "BatonConfig", "CategoryConfig", "CircuitBreakerConfig",
@@ -109,7 +112,6 @@ SNAPSHOT: dict[str, list[str]] = {
         "AbortChild", "CreateChild", "Deliver", "ForgetTasks", "LookupSession", "PollStatus", "PromptChild",
         "RefreshActivity", "SaveOutbox", "SaveTask", "TaskAction",
     ],
-    "baton.tasks.calls": ["CallMatcher", "MATCH_WAIT_S", "TOOL_PREFIX", "json_equal"],
     "baton.tasks.children": ["Children"],
     "baton.tasks.events": [
         "AbortDone", "ActivityRefreshed", "Attached", "ChildCreateFailed", "ChildCreated", "DeliveryOutcome",
@@ -136,7 +138,6 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.tasks.queues": ["TaskIndex", "concurrency_key", "limit_for", "provider_of"],
     "baton.tasks.recovery": ["Recovery"],
     "baton.tasks.results": ["Results"],
-    "baton.tasks.runtime": ["TASK_ACTIONS", "TaskRuntime"],
     "baton.tasks.scheduler": ["CancelReport", "CancelRequest", "CancelledTask", "Scheduler", "TaskView"],
     "baton.tasks.service": ["CallContext", "TaskService", "ToolFailure"],
     "baton.tasks.state": ["OWN_ABORT_GRACE_S", "SchedulerState", "TICK_KEY", "TICK_S"],

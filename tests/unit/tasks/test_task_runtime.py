@@ -10,8 +10,8 @@ import pytest
 from task_sim import Sim
 
 from baton.opencode.client import OpencodeClient
+from baton.runtime.tasks import TaskRuntime
 from baton.store import Store
-from baton.tasks.runtime import TaskRuntime
 from baton.tasks.service import CallContext, ToolFailure
 
 pytestmark = pytest.mark.anyio

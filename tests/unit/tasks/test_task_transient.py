@@ -16,6 +16,7 @@ from task_sim import CreateChild, Deliver, Note, PromptChild, Schedule, Sim, of
 from baton.cooldowns import Cooldowns
 from baton.events import SessionError
 from baton.opencode.client import OpencodeClient, OpencodeUnavailable
+from baton.runtime.tasks import TaskRuntime
 from baton.store import Store
 from baton.tasks import CancelRequest, EndReason, Scheduler, Task, TaskStatus
 from baton.tasks.actions import TaskAction
@@ -27,7 +28,6 @@ from baton.tasks.events import (
     HostRestarted,
     PromptRejected,
 )
-from baton.tasks.runtime import TaskRuntime
 from baton.tasks.transient import HOST_RETRY_BUDGET_S, HOST_RETRY_MAX_S, host_retry_timer
 
 DOWN = "POST /session failed: ConnectError"

@@ -23,6 +23,7 @@ from baton.events import AssistantMessage, Event, PartUpdated, SessionCreated
 from baton.models import normalize_model
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError, OpencodeUnavailable
 from baton.opencode.events import parse_status
+from baton.runtime.calls import CallMatcher
 from baton.settings import Config
 from baton.store import Store
 from baton.tasks.actions import (
@@ -37,7 +38,6 @@ from baton.tasks.actions import (
     SaveOutbox,
     SaveTask,
 )
-from baton.tasks.calls import CallMatcher
 from baton.tasks.events import (
     AbortDone,
     ActivityRefreshed,
