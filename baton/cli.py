@@ -31,9 +31,9 @@ from baton.clock import Clock, SystemClock
 from baton.config import ConfigError, json_schema, load_config
 from baton.cooldowns import Cooldowns
 from baton.daemon import DEFAULT_LISTEN, ServeOptions, default_state_dir, serve
-from baton.engine import HEARTBEAT_TIMEOUT_S
 from baton.errors import BatonError
 from baton.logs import configure_logging
+from baton.opencode.stream import HEARTBEAT_TIMEOUT_S
 from baton.store import Store
 from baton.tasks.actions import SaveOutbox, SaveTask
 from baton.tasks.launch import ToolError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +23,27 @@ import structlog
 from baton.auth import TokenError, is_loopback, load_token
 from baton.clock import Clock, SystemClock
 from baton.config import Config, ConfigError, load_config
-from baton.engine import HEARTBEAT_TIMEOUT_S, MIN_HEARTBEAT_TIMEOUT_S, Engine
+from baton.cooldowns import Cooldowns
+from baton.engine import Engine
 from baton.errors import BatonError
 from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavailable, auth_from_env
-from baton.runtime.tasks import TaskRuntime
+from baton.opencode.stream import HEARTBEAT_TIMEOUT_S, MIN_HEARTBEAT_TIMEOUT_S, EventStream
+from baton.runtime.attach import Attachment
+from baton.runtime.calls import CallMatcher
+from baton.runtime.fallback_executor import FALLBACK_ACTIONS, FallbackExecutor
+from baton.runtime.jobs import Jobs
+from baton.runtime.router import Executor, Router
+from baton.runtime.task_tools import TaskTools
+from baton.runtime.tasks import TASK_ACTIONS, SessionTree, TaskChanges, TaskExecutor
+from baton.runtime.timers import Timers
 from baton.server import HttpServer, bind_socket, build_app, make_server
 from baton.store import Store
+from baton.tasks.model import OutboxRow, Task
+from baton.tasks.scheduler import Scheduler
 
-__all__ = ["DEFAULT_LISTEN", "ServeOptions", "StartupError", "default_state_dir", "parse_listen", "serve"]
+__all__ = ["DEFAULT_LISTEN", "ServeOptions", "StartupError", "build_engine", "default_state_dir", "parse_listen",
+           "serve"]
 
 log = structlog.get_logger("baton")
 
@@ -215,20 +227,17 @@ async def _run(
             f"health at http://{_url_host(host, port)}/healthz"
         )
 
-    cooldowns = Engine.load_cooldowns(store, options.clock.time())
-    tasks = TaskRuntime.from_store(client, store, config, cooldowns, project_dir=str(project) if project else None)
-    policy = FallbackPolicy(config, cooldowns, owned_elsewhere=tasks.scheduler.owns)
     mcp_url = None if not options.register_mcp else f"http://{mcp_address(host, port, client.base_url)}/mcp"
-    engine = Engine(client, policy, store, on_attach=attached, tasks=tasks, mcp_url=mcp_url,
-                    mcp_headers={"Authorization": f"Bearer {token}"}, heartbeat_timeout=options.heartbeat_timeout,
-                    clock=options.clock)
+    engine = build_engine(client, config, store, clock=options.clock, project_dir=str(project) if project else None,
+                          mcp_url=mcp_url, mcp_headers={"Authorization": f"Bearer {token}"},
+                          heartbeat_timeout=options.heartbeat_timeout, on_attach=attached)
     app, mcp_lifespan = build_app(engine, token=token, names=host_names(host))
     server = make_server(app)
     never_attached = False
     async with mcp_lifespan(), anyio.create_task_group() as tg:
         tg.start_soon(engine.run)
         tg.start_soon(server.serve, [sock])
-        tg.start_soon(_stop_on_signal, tg.cancel_scope, server, tasks)
+        tg.start_soon(_stop_on_signal, tg.cancel_scope, server, engine.tasks)
         tg.start_soon(_heal_store, store, options.clock)
         with anyio.move_on_after(options.connect_timeout):
             await engine.attached.wait()
@@ -239,6 +248,32 @@ async def _run(
         raise StartupError(f"could not open opencode's event stream at {client.base_url}", 3)
 
 
+def build_engine(
+    client: OpencodeClient, config: Config, store: Store, *, clock: Clock, project_dir: str | None = None,
+    mcp_url: str | None = None, mcp_headers: Mapping[str, str] | None = None,
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S, on_attach: Callable[[int], None] | None = None,
+) -> Engine:
+    """Every part of the engine, built in dependency order (see :mod:`baton.engine`): the deciders
+    from what the store holds (after a clean stop or a ``kill -9``), the executors, the router that
+    feeds the one and runs the other, the tools' service and the attach sequence on the router,
+    and last the stream that feeds it all. Nothing is bound late."""
+    cooldowns = Cooldowns((model, until) for model, until, _ in store.cooldowns(clock.time()))
+    scheduler = Scheduler(config, cooldowns, store.load_tasks(Task.from_row), store.load_outbox(OutboxRow.from_row))
+    policy = FallbackPolicy(config, cooldowns, owned_elsewhere=scheduler.owns)
+    jobs = Jobs()
+    fallback = FallbackExecutor(client, store, Timers(clock))
+    tree, changes, matcher = SessionTree(client, project_dir), TaskChanges(), CallMatcher(clock=clock)
+    executors: list[tuple[Iterable[type], Executor]] = [
+        (FALLBACK_ACTIONS, fallback), (TASK_ACTIONS, TaskExecutor(client, store, tree, changes))]
+    router = Router(policy, scheduler, executors, jobs, clock, observers=(matcher, tree))
+    tasks = TaskTools(client, config, scheduler, router, matcher=matcher, tree=tree, changes=changes, clock=clock)
+    attachment = Attachment(client, router, policy, scheduler, store, clock, mcp_url=mcp_url, mcp_headers=mcp_headers,
+                            on_attach=on_attach)
+    stream = EventStream(client, router, attachment, clock=clock, heartbeat_timeout=heartbeat_timeout)
+    return Engine(client=client, clock=clock, store=store, policy=policy, scheduler=scheduler, jobs=jobs,
+                  fallback=fallback, router=router, tasks=tasks, attachment=attachment, stream=stream)
+
+
 async def _heal_store(store: Store, clock: Clock) -> None:
     """Once a second: notice a deleted or replaced store file, retry writes that failed."""
     while True:
@@ -246,7 +281,7 @@ async def _heal_store(store: Store, clock: Clock) -> None:
         store.heal(clock.time())
 
 
-async def _stop_on_signal(scope: anyio.CancelScope, server: HttpServer, tasks: TaskRuntime) -> None:
+async def _stop_on_signal(scope: anyio.CancelScope, server: HttpServer, tasks: TaskTools) -> None:
     """SIGINT/SIGTERM: stop serving and cancel everything. Children keep running in opencode and
     foreground calls become background tasks: the store has it all for the next start."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -8,7 +8,6 @@ place (``baton.daemon``).
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from collections.abc import Callable, Generator
 from contextlib import AbstractAsyncContextManager, contextmanager
@@ -24,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from baton.auth import bearer_matches, host_allowed, origin_allowed
 from baton.clock import Clock
 from baton.engine import Engine
-from baton.runtime.tasks import TaskRuntime
+from baton.runtime.task_tools import TaskTools
 from baton.tools import build_mcp_app
 
 __all__ = ["Guard", "HttpServer", "bind_socket", "build_app"]
@@ -85,17 +84,14 @@ def build_app(
     async def status(_: Request) -> JSONResponse:
         return JSONResponse(asdict(engine.stats()))
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/status", status)]
-    lifespan: Callable[[], AbstractAsyncContextManager[object]] = contextlib.nullcontext
-    tasks = engine.tasks
-    if tasks is not None:
-        routes += task_routes(tasks, engine.clock)
-        mcp_app, lifespan = build_mcp_app(tasks)
-        routes.append(Route("/mcp", endpoint=mcp_app))  # a Mount would redirect POST /mcp to /mcp/
+    mcp_app, lifespan = build_mcp_app(engine.tasks)
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/status", status),
+                               *task_routes(engine.tasks, engine.clock),
+                               Route("/mcp", endpoint=mcp_app)]  # a Mount would redirect POST /mcp to /mcp/
     return Guard(Starlette(routes=routes), token, names), lifespan
 
 
-def task_routes(tasks: TaskRuntime, clock: Clock) -> list[BaseRoute]:
+def task_routes(tasks: TaskTools, clock: Clock) -> list[BaseRoute]:
     """``baton tasks`` talks to a running serve through these; ``clock`` is the engine's."""
 
     async def listing(request: Request) -> JSONResponse:

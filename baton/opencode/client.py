@@ -273,6 +273,12 @@ class OpencodeClient:
         data = await self._request("GET", "/config")
         return data if isinstance(data, dict) else {}
 
+    async def plugins(self) -> list[str]:
+        """Names of the plugins opencode loads: ``GET /config``'s ``plugin``, each a name or ``[name, options]``."""
+        plugins = (await self.config()).get("plugin") or []
+        names = [p[0] if isinstance(p, list) and p else p for p in plugins]
+        return [n for n in names if isinstance(n, str)]
+
     async def get_json(self, path: str) -> Any:
         """Any GET endpoint's JSON (used by ``baton doctor`` for /global/health and /mcp)."""
         return await self._request("GET", path)
@@ -283,8 +289,9 @@ class OpencodeClient:
         return data if isinstance(data, dict) else {}
 
     @asynccontextmanager
-    async def event_lines(self) -> AsyncIterator[AsyncIterator[str]]:
-        """Open ``GET /event`` and yield its raw lines; reconnecting is the caller's job.
+    async def event_text(self) -> AsyncIterator[AsyncIterator[str]]:
+        """Open ``GET /event`` and yield its body as decoded text chunks; framing and reconnecting
+        are the caller's (:mod:`baton.opencode.stream`).
 
         Connecting and the response headers are bounded (``EVENT_HEADERS_S``): opencode answers
         at once when it serves, and between "port open" and "listening" it accepts and stays
@@ -306,7 +313,7 @@ class OpencodeClient:
             if response.status_code != 200:
                 body = (await response.aread()).decode(errors="replace")
                 raise OpencodeHTTPError("GET", "/event", response.status_code, body)
-            yield _lines(response)
+            yield _text(response)
         finally:
             await response.aclose()
 
@@ -319,7 +326,7 @@ def _mcp_status(data: object, name: str) -> str:
     return str(status) if status else "absent"
 
 
-async def _lines(response: httpx2.Response) -> AsyncIterator[str]:
+async def _text(response: httpx2.Response) -> AsyncIterator[str]:
     with _translate("GET", "/event"):
-        async for line in response.aiter_lines():
-            yield line
+        async for text in response.aiter_text():
+            yield text

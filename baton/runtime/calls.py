@@ -21,22 +21,22 @@ yet arrived when the first MCP call is matched, the first call takes the only pa
 with identical arguments that pairing can be crossed. Asking the model for a distinguishing
 description is the remedy the refusal text gives.
 
-No I/O here: the engine feeds events in; :meth:`CallMatcher.match` only waits on an
+No I/O here: the router feeds events in (:meth:`CallMatcher.observe`); :meth:`CallMatcher.match` only waits on an
 :class:`anyio.Event` that every new relevant part sets.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from baton.events import AssistantMessage, PartUpdated
+from baton.clock import Clock, SystemClock
+from baton.events import AssistantMessage, Event, PartUpdated
 from baton.tasks.service import CallContext, ToolFailure
 
 __all__ = [
@@ -86,11 +86,11 @@ class CallMatcher:
 
     ``observe_part`` and ``observe_message`` are on the event hot path and do O(1) work;
     ``match`` scans the few baton parts in flight. ``clock`` must be the clock whose readings the
-    engine passes as ``now`` to ``observe_part`` (epoch seconds by default).
+    router passes as ``now`` to ``observe`` (the system clock by default).
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.time, max_age_s: float = MAX_AGE_S) -> None:
-        self._clock = clock
+    def __init__(self, *, clock: Clock | None = None, max_age_s: float = MAX_AGE_S) -> None:
+        self._clock: Clock = clock or SystemClock()
         self._max_age_s = max_age_s
         self._parts: OrderedDict[str, _Part] = OrderedDict()
         self._claimed: OrderedDict[str, None] = OrderedDict()
@@ -103,6 +103,14 @@ class CallMatcher:
         return len(self._parts)
 
     # ------------------------------------------------------------------ feeding
+
+    def observe(self, event: Event, now: float) -> None:
+        """Keep baton's tool parts and who wrote each assistant message; other events are ignored."""
+        if isinstance(event, PartUpdated):
+            if event.type == "tool":
+                self.observe_part(event, now)
+        elif isinstance(event, AssistantMessage):
+            self.observe_message(event)
 
     def observe_part(self, event: PartUpdated, now: float) -> None:
         """Record, update or forget a tool part; wakes waiting calls when a baton part changes."""
@@ -177,7 +185,7 @@ class CallMatcher:
         )
 
     def _candidates(self, name: str, arguments: Mapping[str, Any]) -> list[_Part]:
-        oldest = self._clock() - self._max_age_s
+        oldest = self._clock.time() - self._max_age_s
         found: list[_Part] = []
         stale: list[str] = []
         for entry in self._parts.values():

@@ -8,10 +8,11 @@ from typing import Any
 import anyio
 import pytest
 
-from baton.events import AssistantMessage, PartUpdated
+from baton.events import AssistantMessage, PartUpdated, SessionIdle
 from baton.runtime import calls
 from baton.runtime.calls import CallMatcher, json_equal
 from baton.tasks.service import ToolFailure
+from baton.testing.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -189,10 +190,10 @@ async def test_null_argument_equals_a_missing_one() -> None:
 
 async def test_stale_parts_are_not_offered() -> None:
     """A part not updated for longer than the age limit is dropped instead of matched."""
-    now = [1000.0]
-    matcher = CallMatcher(clock=lambda: now[0], max_age_s=60.0)
-    matcher.observe_part(part(), now[0])
-    now[0] += 61.0
+    clock = FakeClock(1000.0)
+    matcher = CallMatcher(clock=clock, max_age_s=60.0)
+    matcher.observe_part(part(), clock.time())
+    clock.advance(61.0)
     with pytest.raises(ToolFailure):
         await matcher.match("task", ARGS, wait=0.05)
     assert len(matcher) == 0
@@ -208,6 +209,18 @@ async def test_memory_is_bounded() -> None:
         await matcher.match("task", {"n": 0}, wait=0.01)
     last = calls.MAX_PARTS + 9
     assert (await matcher.match("task", {"n": last}, wait=0.01)).part_id == f"prt_{last}"
+
+
+async def test_the_router_s_observe_keeps_baton_tool_parts_and_callers_messages() -> None:
+    """``observe`` (what the router calls for every stream event) records tool parts and assistant
+    messages and ignores the rest: the match then names the caller's agent and model."""
+    matcher = CallMatcher()
+    now = time.time()
+    for event in (assistant(), part("p2", kind="text"), SessionIdle("ses_parent"), part()):
+        matcher.observe(event, now)
+    assert len(matcher) == 1
+    context = await matcher.match("task", ARGS, wait=0.1)
+    assert (context.part_id, context.agent, context.model) == ("prt_1", "build", "prov/big")
 
 
 def test_json_equality_rules() -> None:

@@ -18,9 +18,9 @@ import pytest
 from policy_sim import Sim, make_config, notes, resends, schedules
 
 from baton.actions import RESEND_INTENT, Action, ClearIntent, Resend, ResendIntent, SaveIntent
+from baton.clock import SystemClock
 from baton.config import Config
-from baton.cooldowns import Cooldowns
-from baton.engine import Engine
+from baton.daemon import build_engine
 from baton.events import (
     AssistantMessage,
     RecoveredResend,
@@ -29,7 +29,6 @@ from baton.events import (
     StatusType,
     UserMessage,
 )
-from baton.fallback.policy import FallbackPolicy
 from baton.fallback.recovery import RECOVERY_MAX_AGE_S
 from baton.fallback.switching import resend_retry_key, watchdog_key
 from baton.opencode.client import OpencodeClient
@@ -373,14 +372,14 @@ async def test_the_engine_writes_the_intent_before_the_abort_starts(tmp_path: Pa
     store = Store(tmp_path / "baton.db")
     mock = MockOpencode(store, [user_row("fake/primary")], {})
     client = OpencodeClient("http://opencode.test", transport=httpx2.MockTransport(mock.handler))
-    engine = Engine(client, FallbackPolicy(config(tmp_path), Cooldowns()), store)
+    engine = build_engine(client, config(tmp_path), store, clock=SystemClock())
     async with anyio.create_task_group() as tg:
         tg.start_soon(engine.run)
         with anyio.fail_after(5):
             await engine.attached.wait()
-        engine.feed(UserMessage(S, "msg_u1", "fake/primary", "build"))
-        engine.feed(SessionStatus(S, StatusType.BUSY))
-        engine.feed(SessionStatus(S, StatusType.RETRY, 1, "All credentials for model primary are cooling down"))
+        engine.router.feed(UserMessage(S, "msg_u1", "fake/primary", "build"))
+        engine.router.feed(SessionStatus(S, StatusType.BUSY))
+        engine.router.feed(SessionStatus(S, StatusType.RETRY, 1, "All credentials for model primary are cooling down"))
         with anyio.fail_after(5):
             await mock.prompted.wait()
         await until_cleared(store)
@@ -402,7 +401,7 @@ async def test_the_engine_finishes_an_intent_a_killed_baton_left(tmp_path: Path)
     client = OpencodeClient("http://opencode.test", transport=httpx2.MockTransport(mock.handler))
 
     clock = FakeClock(intent.decided_at + 2)
-    engine = Engine(client, FallbackPolicy(config(tmp_path), Cooldowns()), store, clock=clock)
+    engine = build_engine(client, config(tmp_path), store, clock=clock)
     async with anyio.create_task_group() as tg:
         tg.start_soon(engine.run)
         with anyio.fail_after(5):

@@ -42,13 +42,12 @@ SNAPSHOT: dict[str, list[str]] = {
     ],
     "baton.cooldowns": ["Cooldowns"],
     "baton.daemon": [
-        "DEFAULT_LISTEN", "ServeOptions", "StartupError", "default_state_dir", "parse_listen", "serve",
+        "DEFAULT_LISTEN", "ServeOptions", "StartupError", "build_engine", "default_state_dir", "parse_listen",
+        "serve",
     ],
     "baton.demo": ["DemoError", "run_demo"],
     "baton.doctor": ["Check", "run_checks"],
-    "baton.engine": [
-        "Clock", "Engine", "EngineState", "EngineStats", "MCP_NAME", "MIN_HEARTBEAT_TIMEOUT_S", "SystemClock",
-    ],
+    "baton.engine": ["Engine", "EngineStats"],
     "baton.errors": ["BatonError"],
     "baton.events": [
         "AssistantMessage", "COMPACTION_AGENT", "Event", "PartDelta", "PartUpdated", "RecoveredResend",
@@ -87,9 +86,26 @@ SNAPSHOT: dict[str, list[str]] = {
         "input_part", "resend_parts",
     ],
     "baton.opencode.events": ["STREAM_EVENTS", "message_events", "parse_event", "parse_status"],
+    "baton.opencode.resync": [
+        "RESYNC_MESSAGE_LIMIT", "has_message", "latest_turn", "newest_time", "resend_message", "resync",
+    ],
+    "baton.opencode.stream": [
+        "ATTACH_CALL_S", "BACKOFF_FIRST_S", "BACKOFF_MAX_S", "EventStream", "FIRST_EVENT_S", "Feed",
+        "HEARTBEAT_TIMEOUT_S", "MIN_HEARTBEAT_TIMEOUT_S", "SseLines", "StreamListener", "StreamState",
+    ],
     "baton.runtime": [],
+    "baton.runtime.attach": ["Attachment", "MCP_NAME", "TOOLS_READY_S"],
     "baton.runtime.calls": ["CallMatcher", "MATCH_WAIT_S", "TOOL_PREFIX", "json_equal"],
-    "baton.runtime.tasks": ["TASK_ACTIONS", "TaskRuntime"],
+    "baton.runtime.fallback_executor": [
+        "ABORT_TIMEOUT_S", "FALLBACK_ACTIONS", "FallbackExecutor", "PROMPT_RETRIES",
+    ],
+    "baton.runtime.jobs": ["Job", "Jobs", "Outcome", "job_name"],
+    "baton.runtime.router": [
+        "CORE_EVENTS", "Executor", "FallbackDecider", "Observer", "Router", "TaskDecider",
+    ],
+    "baton.runtime.task_tools": ["HOST_CALL_LIMIT_S", "Steps", "TaskTools"],
+    "baton.runtime.tasks": ["SessionTree", "TASK_ACTIONS", "TaskChanges", "TaskExecutor"],
+    "baton.runtime.timers": ["Timers"],
     "baton.server": ["Guard", "HttpServer", "bind_socket", "build_app"],
     "baton.settings": [
         "AgentConfig", "BackgroundTaskConfig", "BatonConfig", "CategoryConfig", "CircuitBreakerConfig",

@@ -1,18 +1,23 @@
-"""The task runtime's tool path against a mocked opencode: lineage, ownership of continued sessions."""
+"""The tools' task service (``baton.runtime.task_tools``) against a mocked opencode: lineage, ownership of
+continued sessions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import pytest
 from task_sim import Sim
 
 from baton.opencode.client import OpencodeClient
-from baton.runtime.tasks import TaskRuntime
-from baton.store import Store
+from baton.runtime.calls import CallMatcher
+from baton.runtime.task_tools import TaskTools
+from baton.runtime.tasks import SessionTree, TaskChanges
+from baton.tasks.actions import TaskAction
 from baton.tasks.service import CallContext, ToolFailure
+from baton.testing.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -37,11 +42,25 @@ def _handler(request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(404, text="not found")
 
 
-def _runtime(tmp_path: Path, sim: Sim) -> TaskRuntime:
+_R = TypeVar("_R")
+
+
+class Steps:
+    """The router's part in a tool step: take it at the sim's time; the actions are the scheduler
+    tests' business, not run here."""
+
+    def __init__(self, sim: Sim) -> None:
+        self.sim = sim
+
+    def run_step(self, step: Callable[[float], tuple[_R, Sequence[TaskAction]]]) -> _R:
+        return step(self.sim.now)[0]
+
+
+def _runtime(tmp_path: Path, sim: Sim) -> TaskTools:
     client = OpencodeClient("http://opencode.test", transport=httpx2.MockTransport(_handler))
-    runtime = TaskRuntime(client, Store(tmp_path / "b.db"), sim.config, sim.sched, project_dir="/p")
-    runtime.bind(lambda _event: None, lambda _actions: None, lambda *_args: None)
-    return runtime
+    clock = FakeClock(sim.now)
+    return TaskTools(client, sim.config, sim.sched, Steps(sim), matcher=CallMatcher(clock=clock),
+                     tree=SessionTree(client, "/p"), changes=TaskChanges(), clock=clock)
 
 
 def _context(session: str) -> CallContext:

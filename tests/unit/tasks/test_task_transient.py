@@ -1,7 +1,8 @@
 """Transient opencode failures while starting a child: retried, bounded, journaled; a 4xx is final.
 
-The scheduler tests drive the pure decider with a fake clock; the runtime tests check how the
-executor turns opencode's failures into events (transient or not, never an empty reason).
+The scheduler tests drive the pure decider with a fake clock; the executor tests check how
+``baton.runtime.tasks.TaskExecutor`` turns opencode's failures into events (transient or not, never an
+empty reason).
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import httpx2
 import pytest
 from task_sim import CreateChild, Deliver, Note, PromptChild, Schedule, Sim, of
 
-from baton.cooldowns import Cooldowns
 from baton.events import SessionError
 from baton.opencode.client import OpencodeClient, OpencodeUnavailable
-from baton.runtime.tasks import TaskRuntime
+from baton.runtime.tasks import SessionTree, TaskChanges, TaskExecutor
 from baton.store import Store
-from baton.tasks import CancelRequest, EndReason, Scheduler, Task, TaskStatus
+from baton.tasks import CancelRequest, EndReason, Task, TaskStatus
 from baton.tasks.actions import TaskAction
 from baton.tasks.events import (
     ChildCreated,
@@ -27,6 +27,7 @@ from baton.tasks.events import (
     DeliveryResult,
     HostRestarted,
     PromptRejected,
+    SchedulerEvent,
 )
 from baton.tasks.transient import HOST_RETRY_BUDGET_S, HOST_RETRY_MAX_S, host_retry_timer
 
@@ -157,17 +158,19 @@ def test_a_host_restart_resend_failing_transiently_is_retried() -> None:
     assert again == resend
 
 
-# ---------------------------------------------------------------------- the runtime
+# ---------------------------------------------------------------------- the executor
 
 
-def _runtime(tmp_path: Path, handler: Any) -> tuple[TaskRuntime, list[Any]]:
+def _executor(tmp_path: Path, handler: Any) -> TaskExecutor:
     client = OpencodeClient("http://opencode.test", transport=httpx2.MockTransport(handler))
-    sim = Sim()
-    runtime = TaskRuntime(client, Store(tmp_path / "b.db"), sim.config, Scheduler(sim.config, Cooldowns()),
-                          project_dir="/p")
-    events: list[Any] = []
-    runtime.bind(events.append, lambda _actions: None, lambda *_args: None)
-    return runtime, events
+    return TaskExecutor(client, Store(tmp_path / "b.db"), SessionTree(client, "/p"), TaskChanges())
+
+
+async def _outcome(executor: TaskExecutor, action: TaskAction) -> SchedulerEvent | None:
+    """Execute one I/O action as the router does: its job, run to its outcome."""
+    job = executor.execute(action, 0.0)
+    assert job is not None
+    return await job()
 
 
 def _reset(request: httpx2.Request) -> httpx2.Response:
@@ -187,9 +190,7 @@ def _reset(request: httpx2.Request) -> httpx2.Response:
 async def test_create_failures_say_whether_they_are_transient_and_never_have_an_empty_reason(
     tmp_path: Path, handler: Any, transient: bool, words: str
 ) -> None:
-    runtime, events = _runtime(tmp_path, handler)
-    await runtime._create_child(CreateChild("bg_1", "ses_p", "title [bg_1]", "/p"))
-    (event,) = events
+    event = await _outcome(_executor(tmp_path, handler), CreateChild("bg_1", "ses_p", "title [bg_1]", "/p"))
     assert isinstance(event, ChildCreateFailed) and event.transient is transient and words in event.error
 
 
@@ -200,12 +201,13 @@ async def test_prompt_failures_say_whether_they_are_transient(tmp_path: Path) ->
     def handler(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(status, text="gateway")
 
-    runtime, events = _runtime(tmp_path, handler)
+    executor = _executor(tmp_path, handler)
     action = PromptChild("bg_1", 0, "ses_c", "msg_1", "explore", "prov/a", None, None, {}, "hi", "/p")
-    await runtime._prompt_child(action)
+    first = await _outcome(executor, action)
     status = 404
-    await runtime._prompt_child(action)
-    assert [(type(e), e.transient) for e in events] == [(PromptRejected, True), (PromptRejected, False)]
+    second = await _outcome(executor, action)
+    assert isinstance(first, PromptRejected) and isinstance(second, PromptRejected)
+    assert (first.transient, second.transient) == (True, False)
 
 
 @pytest.mark.anyio
@@ -237,8 +239,6 @@ async def test_a_notification_that_cannot_reach_opencode_is_retried(
 ) -> None:
     """Deliveries already treat no connection and 5xx as "try again" (the notifier backs off and
     keeps the row); only a 404 for the parent drops it."""
-    runtime, events = _runtime(tmp_path, handler)
-    await runtime._deliver(Deliver("ses_p", "msg_n1", "task done", directory="/p"))
-    (event,) = events
+    event = await _outcome(_executor(tmp_path, handler), Deliver("ses_p", "msg_n1", "task done", directory="/p"))
     assert isinstance(event, DeliveryResult) and event.outcome is outcome
     assert outcome is DeliveryOutcome.DELIVERED or event.detail
