@@ -111,6 +111,9 @@ def auth_from_env(env: Mapping[str, str] | None = None) -> tuple[str, str] | Non
 
 
 EVENT_HEADERS_S = 1.0
+EVENT_HEDGE_S = 0.25
+"""While an ``GET /event`` waits for headers, another starts every ``EVENT_HEDGE_S``: a request
+opencode caught in its start-up never returns, so a fresh one catches the moment it serves."""
 """Bound on connecting to ``GET /event`` and receiving its headers."""
 
 
@@ -297,18 +300,12 @@ class OpencodeClient:
         at once when it serves, and between "port open" and "listening" it accepts and stays
         silent. Reads are not bounded here: the caller watches the heartbeat.
         """
-        request = self._http.build_request(
-            "GET", "/event", headers={"accept": "text/event-stream"},
-            timeout=httpx2.Timeout(None, connect=EVENT_HEADERS_S),
-        )
         with _translate("GET", "/event"):
-            try:
-                with anyio.fail_after(EVENT_HEADERS_S):
-                    response = await self._http.send(request, stream=True)
-            except TimeoutError:
-                raise OpencodeUnavailable(
-                    f"GET /event: no answer within {EVENT_HEADERS_S:g} s (opencode accepts but is silent)",
-                    timed_out=True) from None
+            response = await self._open_event_stream()
+        if response is None:
+            raise OpencodeUnavailable(
+                f"GET /event: no answer within {EVENT_HEADERS_S:g} s (opencode accepts but is silent)",
+                timed_out=True)
         try:
             if response.status_code != 200:
                 body = (await response.aread()).decode(errors="replace")
@@ -316,6 +313,41 @@ class OpencodeClient:
             yield _text(response)
         finally:
             await response.aclose()
+
+
+    async def _open_event_stream(self) -> httpx2.Response | None:
+        """Hedged ``GET /event``: attempts start every ``EVENT_HEDGE_S`` until one answers with
+        headers or ``EVENT_HEADERS_S`` has passed (None). A transport error (refused: nothing
+        listens) ends the wait at once and is raised."""
+        winner: httpx2.Response | None = None
+        failure: httpx2.TransportError | None = None
+
+        async def attempt(delay: float, scope: anyio.CancelScope) -> None:
+            nonlocal winner, failure
+            await anyio.sleep(delay)
+            request = self._http.build_request(
+                "GET", "/event", headers={"accept": "text/event-stream"},
+                timeout=httpx2.Timeout(None, connect=EVENT_HEADERS_S))
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx2.TransportError as exc:
+                failure = failure or exc
+                scope.cancel()
+                return
+            if winner is None:
+                winner = response
+                scope.cancel()
+            else:
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+
+        with anyio.move_on_after(EVENT_HEADERS_S):
+            async with anyio.create_task_group() as tg:
+                for i in range(max(1, int(EVENT_HEADERS_S / EVENT_HEDGE_S))):
+                    tg.start_soon(attempt, i * EVENT_HEDGE_S, tg.cancel_scope)
+        if winner is None and failure is not None:
+            raise failure
+        return winner
 
 
 def _mcp_status(data: object, name: str) -> str:

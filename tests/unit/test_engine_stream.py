@@ -100,7 +100,8 @@ async def test_a_silent_peer_is_left_and_reattached_within_two_seconds_of_answer
         async with anyio.create_task_group() as tg:
             tg.start_soon(engine.run)
             with anyio.fail_after(10):
-                while attempts < 3:  # noqa: ASYNC110 - counter of a mock, no event to wait on
+                # two whole hedged waits met silence: a counter of a mock, no event to wait on
+                while attempts < 9 or "silent" not in str(engine.health()["reason"]):  # noqa: ASYNC110
                     await anyio.sleep(0.05)
             assert engine.health()["attached"] is False
             assert "silent" in str(engine.health()["reason"])
@@ -110,7 +111,8 @@ async def test_a_silent_peer_is_left_and_reattached_within_two_seconds_of_answer
                 await engine.attached.wait()
             took = time.monotonic() - answered
             tg.cancel_scope.cancel()
-    assert took <= 2.0, f"re-attached {took:.2f} s after opencode answered"
+    # The bound is 2 s; hedged attempts (one every EVENT_HEDGE_S) make it well under 1 s.
+    assert took <= 1.0, f"re-attached {took:.2f} s after opencode answered"
     assert any(e["event"] == "waiting for opencode" and "silent" in e["cause"] for e in logs)
 
 
