@@ -194,6 +194,7 @@ def _main_all() -> list[str]:
     """``baton.__main__``'s ``__all__``, read without importing it (importing runs the CLI)."""
     tree = ast.parse((Path(baton.__file__).parent / "__main__.py").read_text(encoding="utf-8"))
     for node in tree.body:
+        target: ast.expr
         if isinstance(node, ast.AnnAssign):
             target = node.target
         elif isinstance(node, ast.Assign):
