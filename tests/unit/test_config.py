@@ -684,6 +684,32 @@ def test_describe_lists_sources_settings_and_chains(chains: Config) -> None:
     assert not any("categories.off" in line for line in lines)
 
 
+def test_describe_resolves_each_chain_as_its_sessions_and_tasks_would(tmp_path: Path) -> None:
+    """An agent's chain may come from its model's ``baton.model_fallbacks``; a category's from its own
+    list, else its category agent's, else its model's; without files the source says so, and the
+    flags read true/false."""
+    config = load_config(None, explicit=None, env={}, home=tmp_path)
+    lines = describe(config)
+    assert lines[0] == "source: none (built-in defaults)"
+    assert "notify_on_fallback=true" in lines[1]
+    config = config_of({
+        "runtime_fallback": {"notify_on_fallback": False},
+        "agents": {"solo": {"model": "p/solo"}, "general": {"fallback_models": ["p/g1"]}},
+        "categories": {"own": {"fallback_models": ["p/c1"]}, "borrowed": {}, "modelled": {"model": "p/cm"}},
+        "baton": {"model_fallbacks": {"p/solo": ["p/s1"], "p/cm": ["p/cm1"]}},
+    }, tmp_path)
+    lines = describe(config)
+    assert "notify_on_fallback=false" in lines[1]
+    assert 'chain agents.solo: p/s1 (from baton.model_fallbacks["p/solo"])' in lines
+    assert "chain categories.own: p/c1 (from categories.own.fallback_models)" in lines
+    assert "chain categories.borrowed: p/g1 (from agents.general.fallback_models)" in lines
+    assert "chain categories.modelled: p/g1 (from agents.general.fallback_models)" in lines
+    assert "chain default: no fallback" in lines
+    alone = config_of({"categories": {"modelled": {"model": "p/cm"}}, "baton": {"model_fallbacks": {"p/cm": "p/cm1"}}},
+                      tmp_path)
+    assert 'chain categories.modelled: p/cm1 (from baton.model_fallbacks["p/cm"])' in describe(alone)
+
+
 def test_describe_warns_about_timeout_zero(tmp_path: Path) -> None:
     """timeout_seconds 0 gets a warning that it also turns off retry-status detection."""
     lines = describe(config_of({"runtime_fallback": {"timeout_seconds": 0}}, tmp_path))
