@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from task_sim import AbortChild, Deliver, P, PollStatus, Sim, of
+from task_sim import AbortChild, Deliver, P, PollStatus, PromptChild, Sim, of
 
 from baton.events import AssistantMessage, SessionError, StatusType, UserMessage
 from baton.tasks import EndReason, NotifyState, Task, TaskStatus
-from baton.tasks.events import ParentCompacted, SessionLookup
+from baton.tasks.events import HostRestarted, ParentCompacted, SessionLookup
 
 STALE_S = 180.0
 GONE_S = 60.0  # sessionGoneTimeoutMs default
@@ -162,3 +162,35 @@ def test_text_from_before_a_continuation_s_anchor_is_not_its_partial_answer() ->
     s.feed(SessionError("ses_kept", {"name": "APIError", "data": {"message": "bad request", "statusCode": 400}}))
     assert new.status is TaskStatus.FAILED and new.result is None
     assert of(s.log, AbortChild)  # (the completed first task's child was aborted, as always)
+
+
+def test_after_opencode_restarted_an_unanswered_child_is_prompted_again_once() -> None:
+    """§15.5: a running child idle without an answer after opencode restarted gets its last prompt
+    again, same message id; the second time it fails, naming the restart. A busy child is left be."""
+    s = Sim()
+    task = running(s)
+    busy = running(s)
+    assert task.session_id is not None and busy.session_id is not None
+    s.feed(HostRestarted())
+    s.idle(task.session_id)
+    (again,) = of(s.polled({busy.session_id: StatusType.BUSY}), PromptChild)
+    assert (again.task_id, again.message_id, again.text) == (task.id, task.anchor_message_id, task.prompt)
+    s.accepted(task)
+    s.feed(HostRestarted())
+    s.idle(task.session_id)
+    out = s.polled({busy.session_id: StatusType.BUSY})
+    assert of(out, PromptChild) == []
+    assert task.status is TaskStatus.FAILED and task.end_reason is EndReason.HOST_RESTARTED
+    assert task.error == "the child was idle without an answer after opencode restarted"
+    assert busy.status is TaskStatus.RUNNING and busy.prompt_resends == 0
+
+
+def test_after_opencode_restarted_an_answered_child_completes() -> None:
+    """§15.5 concerns lost prompts only: a child that had answered is complete, not prompted again."""
+    s = Sim()
+    task = running(s)
+    assert task.session_id is not None
+    s.answer(task, idle=False)
+    s.feed(HostRestarted())
+    out = s.polled({})
+    assert of(out, PromptChild) == [] and task.status is TaskStatus.COMPLETED
