@@ -28,7 +28,7 @@ def test_the_notification_takes_p_s_present_agent_and_model() -> None:
     else those recorded at launch; P's directory goes with it."""
     s = Sim()
     first = running(s, parent_agent="build", parent_model="prov/parent-model", directory="/work/p")
-    second = running(s)
+    second = running(s, directory="/work/p")  # every launch under P knows P's directory
     s.answer(first)
     (at_launch,) = s.parent_idle_and_flush()
     assert (at_launch.agent, at_launch.model, at_launch.directory) == ("build", "prov/parent-model", "/work/p")
