@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -202,17 +202,15 @@ class _Frozen(BaseModel):
 class RuntimeFallbackConfig(_Frozen):
     """``runtime_fallback``: when a session moves down its chain, and how often."""
 
-    _ignored = {
-        "restore_primary_after_cooldown": "not implemented by baton; a session stays on the model it "
-        "moved to until its fallback state is reset",
-        "session_timeout_ms": None,
-    }
+    _ignored = {"session_timeout_ms": None}
     enabled: StrictBool = True
     retry_on_errors: tuple[Annotated[StrictInt, Range(100, 599)], ...] = DEFAULT_RETRY_ON_ERRORS
     max_fallback_attempts: Annotated[StrictInt, Range(1, 20)] = 3
     cooldown_seconds: Annotated[StrictFloat, Range(0)] = 60
     timeout_seconds: Annotated[StrictFloat, Range(0)] = 30
     notify_on_fallback: StrictBool = True
+    restore_primary_after_cooldown: StrictBool = True
+    """The next user turn of a session moved off its primary goes back to it once it has cooled."""
 
 
 _INFERENCE_FIELDS = ("temperature", "top_p", "maxTokens", "thinking", "reasoningEffort", "textVerbosity",
@@ -250,12 +248,17 @@ class _ModelChoice(_Frozen):
         return None
 
 
+_CostRatio = Annotated[StrictFloat, Range(0)]
+
+
 class AgentConfig(_ModelChoice):
     """``agents.<name>``: any agent name, opencode's own or custom."""
 
     _ignored = dict.fromkeys(_INFERENCE_FIELDS + ("skills", "prompt", "mode", "color", "permission",
                                                   "providerOptions", "ultrawork", "compaction"))
     category: _OptStr = None
+    max_cost_ratio: _CostRatio | None = None
+    """This agent's spend guard; overrides ``baton.max_cost_ratio``."""
 
 
 class CategoryConfig(_ModelChoice):
@@ -313,6 +316,16 @@ class BatonConfig(_Frozen):
     category_agent: Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)] = (
         DEFAULT_CATEGORY_AGENT
     )
+    park_when_exhausted: StrictBool = True
+    """With no usable model in the chain, hold the turn and re-send it when the first model cools."""
+    max_park_seconds: Annotated[StrictFloat, Range(0)] = 6 * 3600
+    """A park that would last longer is not made (the journal says why)."""
+    max_cooldown_seconds: Annotated[StrictFloat, Range(1)] = 24 * 3600
+    """Cap on a cooldown learnt from the provider's reset time."""
+    max_cost_ratio: _CostRatio | None = None
+    """Spend guard: skip a chain model costing more than this ratio of the failing model's. None: off."""
+    on_context_overflow: Literal["off", "larger-model"] = "off"
+    """``larger-model``: a context overflow moves the session to the next chain model with a larger window."""
 
 
 _UPSTREAM_KEYS = (

@@ -501,11 +501,27 @@ def test_unknown_keys_warn_once_each(project: Path, home: Path) -> None:
     assert f"{proj}:{line}:{column}: background_task.nope: unknown key, ignored" in config.warnings
 
 
-def test_restore_primary_after_cooldown_is_warned_as_not_implemented(tmp_path: Path) -> None:
-    """restore_primary_after_cooldown is accepted with one warning that baton does not do it."""
-    config = config_of({"runtime_fallback": {"restore_primary_after_cooldown": True}}, tmp_path)
-    [warning] = config.warnings
-    assert "runtime_fallback.restore_primary_after_cooldown: not implemented" in warning
+def test_restore_primary_after_cooldown_is_read_and_defaults_on(tmp_path: Path) -> None:
+    """restore_primary_after_cooldown is a setting baton acts on: read without a warning, on by default."""
+    config = config_of({"runtime_fallback": {"restore_primary_after_cooldown": False}}, tmp_path)
+    assert config.warnings == ()
+    assert config.runtime_fallback.restore_primary_after_cooldown is False
+    assert config_of({}, tmp_path).runtime_fallback.restore_primary_after_cooldown is True
+
+
+def test_quota_settings_defaults_and_overrides(tmp_path: Path) -> None:
+    """The quota-aware keys: parking on (6 h cap), cooldown cap 24 h, spend guard off, overflow off;
+    a per-agent spend ratio is read."""
+    default = config_of({}, tmp_path).baton
+    assert (default.park_when_exhausted, default.max_park_seconds, default.max_cooldown_seconds) == (
+        True, 6 * 3600, 24 * 3600)
+    assert (default.max_cost_ratio, default.on_context_overflow) == (None, "off")
+    config = config_of({"baton": {"park_when_exhausted": False, "max_cost_ratio": 1, "on_context_overflow":
+                                  "larger-model"}, "agents": {"build": {"max_cost_ratio": 2.5}}}, tmp_path)
+    assert config.warnings == ()
+    assert (config.baton.park_when_exhausted, config.baton.max_cost_ratio) == (False, 1.0)
+    assert config.baton.on_context_overflow == "larger-model"
+    assert config.agents["build"].max_cost_ratio == 2.5
 
 
 def test_model_fallback_true_is_warned_about(tmp_path: Path) -> None:
