@@ -4,8 +4,8 @@ Every re-send is recorded in the store before its I/O starts and forgotten once 
 known (:mod:`baton.fallback.switching`). A ``kill -9`` in between (after the abort, before the
 prompt) leaves opencode's session idle on an aborted turn, which a resync alone reads as nothing
 to do. So at start the engine feeds each intent the store still holds as a ``RecoveredResend``,
-after the first resync has replayed the session's latest turn and status, and this mixin
-decides, exactly once per intent:
+after the first resync has replayed the session's latest turn and status, and this part of the
+policy decides, exactly once per intent:
 
 * the user's message is still the latest, still on the model the switch left, and unanswered:
   re-send it on the intent's model (aborting only a turn opencode still runs), journaled;
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from baton.actions import Action, ClearIntent, Note, ResendIntent, Schedule
 from baton.events import RecoveredResend, StatusType
 from baton.fallback.core import Choice
-from baton.fallback.state import FallbackState, Session
+from baton.fallback.state import FallbackState, PolicyState, Session
 from baton.fallback.switching import Switcher, watchdog_key
 from baton.models import same_model
 
@@ -34,13 +34,17 @@ RECOVERY_MAX_AGE_S = 10 * 60.0
 """An intent older than this is forgotten, not acted on: the user has long moved on or given up."""
 
 
-class Recovery(Switcher):
+class Recovery:
     """The ``RecoveredResend`` handler of the policy."""
 
-    def _on_recovered(self, event: RecoveredResend, now: float) -> Sequence[Action]:
+    def __init__(self, state: PolicyState, switcher: Switcher) -> None:
+        self.state = state
+        self.switcher = switcher
+
+    def on_recovered(self, event: RecoveredResend, now: float) -> Sequence[Action]:
         intent = event.intent
         sid = intent.session_id
-        session = self.sessions.get(sid)
+        session = self.state.sessions.get(sid)
         fb = session.fb if session is not None else None
         if fb is not None and fb.intent_saved:
             # The resync showed the turn still failing and this baton switched it itself: that
@@ -107,10 +111,10 @@ class Recovery(Switcher):
         assert turn is not None
         fb = self._rebuilt(session, intent, set(turn.assistants))  # none of them is the intent's model answering
         index, model, retry, also = intent.index, intent.model, intent.retry, ""
-        if self.core.cooling(model, now):
+        if self.state.core.cooling(model, now):
             # Cooling since the decision: choose again as the switch would now. With nothing else
             # left it still goes there: no retry of opencode's runs for an aborted turn.
-            choice = self._prepare(fb, intent.failing, now)
+            choice = self.switcher.prepare(fb, intent.failing, now)
             if isinstance(choice, Choice):
                 index, model, retry, also = choice.index, choice.model, 0, f" ({intent.model} is cooling down now)"
                 fb.resend_tries = 1
@@ -118,7 +122,7 @@ class Recovery(Switcher):
             Note(session.id, "recovered", f"re-send after a restart of baton: the message is unanswered; "
                  f"re-sending it on {model}{also}", {"model": model, "decided_at": intent.decided_at})
         ]
-        self._send(session, index, model, intent.failing, intent.reason, retry, now, actions, recovered=True)
+        self.switcher.send(session, index, model, intent.failing, intent.reason, retry, now, actions, recovered=True)
         return actions
 
     def _adopt(self, session: Session, intent: ResendIntent, now: float) -> list[Action]:
@@ -133,7 +137,7 @@ class Recovery(Switcher):
             Note(session.id, "recovered", f"the re-send on {intent.model} reached opencode before baton's restart "
                  "and runs; watching it", {"model": intent.model, "attempt": fb.attempts}),
         ]
-        if self.settings.timeout_seconds > 0:
-            fb.watchdog_at = now + self.settings.timeout_seconds
+        if self.state.settings.timeout_seconds > 0:
+            fb.watchdog_at = now + self.state.settings.timeout_seconds
             actions.append(Schedule(watchdog_key(session.id), fb.watchdog_at))
         return actions

@@ -2,6 +2,8 @@
 
 Plain mutable, slotted dataclasses: the policy is their only writer (one engine loop),
 and observers get frozen snapshots (:class:`SessionSnapshot`), never these objects.
+:class:`PolicyState` is everything the policy's parts share: the settings, the shared cooldown
+table and the sessions.
 """
 
 from __future__ import annotations
@@ -9,9 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from baton.chains import resolve_chain
+from baton.cooldowns import Cooldowns
 from baton.events import StatusType
+from baton.fallback.core import FallbackCore
+from baton.settings import Config, RuntimeFallbackConfig
 
-__all__ = ["FallbackState", "Prepared", "Session", "SessionSnapshot", "Turn", "parts_by_id"]
+__all__ = ["FallbackState", "PolicyState", "Prepared", "Session", "SessionSnapshot", "Turn", "parts_by_id"]
 
 
 def parts_by_id(parts: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
@@ -48,7 +54,7 @@ class Prepared:
     # The state was reset (a manual model change) while the call ran: its outcome commits nothing.
     stale: bool = False
     # 0: a switch. n >= 2: try n of the same re-send on the same model, after opencode failed the
-    # previous one right away (see ``Switcher._resend_failed``).
+    # previous one right away (see ``Switcher.resend_failed``).
     retry: int = 0
     abort: bool = False
     # Finishes a re-send a killed baton had decided (spec §7 rule 8).
@@ -117,3 +123,29 @@ class SessionSnapshot:
     chain: tuple[str, ...]
     awaiting: bool
     last_seen: float
+
+
+@dataclass(slots=True)
+class PolicyState:
+    """What the policy's parts share (:mod:`baton.fallback.policy`): they hold no state of their own."""
+
+    config: Config
+    cooldowns: Cooldowns
+    sessions: dict[str, Session] = field(default_factory=dict)
+    # The newest re-send's token: a ``ResendResult`` commits only the switch it answers.
+    token: int = 0
+    next_sweep: float | None = None
+
+    @property
+    def settings(self) -> RuntimeFallbackConfig:
+        return self.config.runtime_fallback
+
+    @property
+    def core(self) -> FallbackCore:
+        """The mechanics sessions share with tasks (:mod:`baton.fallback.core`)."""
+        return FallbackCore(self.settings, self.cooldowns)
+
+    def new_state(self, session: Session, model: str) -> FallbackState:
+        """A fresh fallback state for ``session`` on ``model``: its chain resolved now."""
+        chain = resolve_chain(self.config, agent_key=session.agent_key, category=None, model=model)
+        return FallbackState(original=model, current=model, chain=chain.models, chain_source=chain.source)

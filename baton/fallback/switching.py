@@ -1,11 +1,12 @@
 """Switching a session to another model: choose, re-send, commit or roll back, and the watchdog.
 
-The mechanics under :class:`baton.fallback.policy.FallbackPolicy` (its base class). A switch is
+A part of :class:`baton.fallback.policy.FallbackPolicy`, over its shared
+:class:`baton.fallback.state.PolicyState`; the policy decides when to switch. A switch is
 tentative from the decision to the executor's report (``ResendResult``): the chosen model is
 held in ``in_flight`` and committed only when opencode accepted the prompt (spec §6.3, §7). The
 watchdog is a ``Schedule`` action; firing it is an event like any other (§6.6).
 
-A re-send opencode fails right away is tried again (:meth:`Switcher._resend_failed`). Right
+A re-send opencode fails right away is tried again (:meth:`Switcher.resend_failed`). Right
 after opencode restarts, baton's abort can land while opencode is still initialising, and the
 re-sent message then dies inside opencode (seen with 1.18.33: ``All fibers interrupted without
 error``, a ``session.error`` at ``sessionprompt.getmodel``) although the fallback model is fine. So an
@@ -35,14 +36,11 @@ from baton.actions import (
     Schedule,
     Toast,
 )
-from baton.chains import resolve_chain
-from baton.cooldowns import Cooldowns
-from baton.events import ResendOutcome, ResendResult, SessionDeleted, StatusType, TimerFired
-from baton.fallback.core import Choice, FallbackCore, NoCandidate
+from baton.events import ResendOutcome, ResendResult, StatusType
+from baton.fallback.core import Choice, NoCandidate
 from baton.fallback.errors import ErrorInfo, ErrorType
-from baton.fallback.state import FallbackState, Prepared, Session, Turn
+from baton.fallback.state import FallbackState, PolicyState, Prepared, Session, Turn
 from baton.models import same_model
-from baton.settings import Config
 
 __all__ = [
     "NO_ACTIONS",
@@ -50,7 +48,10 @@ __all__ = [
     "RESEND_ERROR_WINDOW_S",
     "RESEND_RETRY_FIRST_S",
     "RESEND_TRIES",
+    "SESSION_TTL_S",
+    "SWEEP_EVERY_S",
     "Switcher",
+    "answered",
     "resend_retry_key",
     "watchdog_key",
 ]
@@ -80,7 +81,7 @@ def resend_retry_key(session_id: str) -> str:
     return f"resend-retry:{session_id}"
 
 
-def _answered(turn: Turn | None, model: str) -> bool:
+def answered(turn: Turn | None, model: str) -> bool:
     """Visible output of ``model`` in the turn."""
     return turn is not None and any(same_model(turn.assistants.get(mid), model) for mid in turn.outputs)
 
@@ -91,39 +92,25 @@ def _short(model: str) -> str:
 
 
 class Switcher:
-    """Per-session switching state and the steps of a switch; the policy decides when."""
+    """The steps of a switch and of its re-send (commit, roll back, retry once opencode failed it)."""
 
-    def __init__(self, config: Config, cooldowns: Cooldowns) -> None:
-        self.config = config
-        self.settings = config.runtime_fallback
-        self.cooldowns = cooldowns
-        self.sessions: dict[str, Session] = {}
-        self._token = 0
-        self._next_sweep: float | None = None
+    def __init__(self, state: PolicyState) -> None:
+        self.state = state
 
-    def _new_state(self, session: Session, model: str) -> FallbackState:
-        chain = resolve_chain(self.config, agent_key=session.agent_key, category=None, model=model)
-        return FallbackState(original=model, current=model, chain=chain.models, chain_source=chain.source)
-
-    def _user_stopped(self, session: Session) -> list[Action]:
+    def user_stopped(self, session: Session) -> list[Action]:
         """The user stopped the turn: no fallback, and attempts are not reset (§6.7.2)."""
         fb = session.fb
         assert fb is not None
         actions: list[Action] = [Note(session.id, "user_stop", "the user stopped the turn; no fallback")]
-        self._clear_switch(fb, actions, session.id)
+        self.clear_switch(fb, actions, session.id)
         return actions
 
-    @property
-    def core(self) -> FallbackCore:
-        """The mechanics sessions share with tasks (:mod:`baton.fallback.core`)."""
-        return FallbackCore(self.settings, self.cooldowns)
-
-    def _prepare(self, fb: FallbackState, failing: str, now: float) -> Choice | NoCandidate:
+    def prepare(self, fb: FallbackState, failing: str, now: float) -> Choice | NoCandidate:
         """Choose the next usable model without changing anything (§6.3); a reason on failure."""
-        return self.core.next_model(fb.chain, after=fb.index, attempts=fb.attempts, avoid=(fb.current, failing),
+        return self.state.core.next_model(fb.chain, after=fb.index, attempts=fb.attempts, avoid=(fb.current, failing),
                                     now=now)
 
-    def _switch(
+    def switch(
         self,
         session: Session,
         failing: str,
@@ -151,7 +138,7 @@ class Switcher:
             )
             return
         if choice is None:
-            choice = self._prepare(fb, failing, now)
+            choice = self.prepare(fb, failing, now)
         if isinstance(choice, NoCandidate):
             actions.append(
                 Note(sid, "no_fallback", f"{failing} failed and {choice.text}; leaving opencode's own retry running",
@@ -161,15 +148,15 @@ class Switcher:
         index, model = choice.index, choice.model
         if message_id is not None:
             fb.replaced.add(message_id)
-        self._drop_resend_retry(fb, actions, sid)
+        self.drop_resend_retry(fb, actions, sid)
         fb.resend_tries = 1
         actions.append(
             Note(sid, "switch", f"{failing} failed ({reason}); switching to {model}",
                  {"from": failing, "to": model, "attempt": fb.attempts + 1, "chain_source": fb.chain_source})
         )
-        self._send(session, index, model, failing, reason, 0, now, actions)
+        self.send(session, index, model, failing, reason, 0, now, actions)
 
-    def _send(self, session: Session, index: int, model: str, failing: str, reason: str, retry: int, now: float,
+    def send(self, session: Session, index: int, model: str, failing: str, reason: str, retry: int, now: float,
               actions: list[Action], *, recovered: bool = False) -> None:
         """Hold the tentative choice in ``in_flight``, record the intent, and ask for the abort (if
         running) and re-send: the intent is in the store before the re-send's I/O starts."""
@@ -178,8 +165,8 @@ class Switcher:
         sid = session.id
         turn = session.turn
         abort = session.status in (StatusType.BUSY, StatusType.RETRY)
-        self._token += 1
-        fb.in_flight = Prepared(self._token, index, model, failing, reason, retry=retry, abort=abort,
+        self.state.token += 1
+        fb.in_flight = Prepared(self.state.token, index, model, failing, reason, retry=retry, abort=abort,
                                 recovered=recovered)
         fb.awaiting = True
         fb.failed_in_flight = None
@@ -201,7 +188,7 @@ class Switcher:
         actions.append(
             Resend(
                 session_id=sid,
-                token=self._token,
+                token=self.state.token,
                 message_id=message_id,
                 model=model,
                 agent=agent,
@@ -212,14 +199,14 @@ class Switcher:
         )
 
     @staticmethod
-    def _clear_intent(fb: FallbackState, actions: list[Action], session_id: str) -> None:
+    def clear_intent(fb: FallbackState, actions: list[Action], session_id: str) -> None:
         """The re-send's outcome is known, or it is moot: the store forgets the intent (§7 rule 8)."""
         if fb.intent_saved:
             fb.intent_saved = False
             actions.append(ClearIntent(session_id))
 
-    def _on_resend_result(self, event: ResendResult, now: float) -> Sequence[Action]:
-        session = self.sessions.get(event.session_id)
+    def on_resend_result(self, event: ResendResult, now: float) -> Sequence[Action]:
+        session = self.state.sessions.get(event.session_id)
         fb = session.fb if session is not None else None
         if session is None or fb is None or fb.in_flight is None or fb.in_flight.token != event.token:
             return NO_ACTIONS
@@ -227,7 +214,7 @@ class Switcher:
         fb.in_flight = None
         sid = session.id
         actions: list[Action] = []
-        self._clear_intent(fb, actions, sid)
+        self.clear_intent(fb, actions, sid)
         if prepared.stale:
             actions.append(Note(sid, "resent", f"re-send on {prepared.model} ended ({event.outcome.value}) after "
                                 "the user changed model; nothing to commit"))
@@ -237,7 +224,7 @@ class Switcher:
                 Note(sid, "resend_failed", f"re-sending on {prepared.model} failed: {event.detail}",
                      {"model": prepared.model})
             )
-            self._clear_switch(fb, actions, sid)
+            self.clear_switch(fb, actions, sid)
             actions.append(
                 Toast("baton: fallback failed", f"Could not re-send on {_short(prepared.model)}: {event.detail}"[:300],
                       "error", session.directory)
@@ -260,12 +247,12 @@ class Switcher:
                 Note(sid, "resent", f"message re-sent on {prepared.model}{after} ({event.outcome.value})",
                      {"model": prepared.model, "attempt": fb.attempts})
             )
-        if _answered(session.turn, prepared.model):
+        if answered(session.turn, prepared.model):
             fb.awaiting = False
-        elif self.settings.timeout_seconds > 0:
-            fb.watchdog_at = now + self.settings.timeout_seconds
+        elif self.state.settings.timeout_seconds > 0:
+            fb.watchdog_at = now + self.state.settings.timeout_seconds
             actions.append(Schedule(watchdog_key(sid), fb.watchdog_at))
-        if self.settings.notify_on_fallback and not prepared.retry:
+        if self.state.settings.notify_on_fallback and not prepared.retry:
             actions.append(
                 Toast("baton: model switched",
                       f"{_short(prepared.failing)} is unavailable; continuing on {_short(prepared.model)}",
@@ -277,17 +264,17 @@ class Switcher:
             self._failed_in_flight(session, failed, now, actions)
         return actions
 
-    def _clear_switch(self, fb: FallbackState, actions: list[Action], session_id: str) -> None:
-        self._clear_intent(fb, actions, session_id)
+    def clear_switch(self, fb: FallbackState, actions: list[Action], session_id: str) -> None:
+        self.clear_intent(fb, actions, session_id)
         fb.awaiting = False
         fb.pending = None
         fb.retry_key = None
         if fb.watchdog_at is not None:
             fb.watchdog_at = None
             actions.append(CancelTimer(watchdog_key(session_id)))
-        self._drop_resend_retry(fb, actions, session_id)
+        self.drop_resend_retry(fb, actions, session_id)
 
-    def _drop_resend_retry(self, fb: FallbackState, actions: list[Action], session_id: str) -> None:
+    def drop_resend_retry(self, fb: FallbackState, actions: list[Action], session_id: str) -> None:
         fb.failed_in_flight = None
         if fb.resend_retry_at is not None:
             fb.resend_retry_at = None
@@ -295,7 +282,7 @@ class Switcher:
 
     # ------------------------------------------------------------------ a re-send that failed at once
 
-    def _resend_failed(
+    def resend_failed(
         self, session: Session, info: ErrorInfo, message_id: str | None, named: bool, now: float,
         actions: list[Action],
     ) -> bool:
@@ -319,7 +306,7 @@ class Switcher:
             target = fb.current
         else:
             target = None
-        if target is None or _answered(turn, target):
+        if target is None or answered(turn, target):
             return False
         if named and (message_id in fb.replaced or not same_model(turn.assistants.get(message_id or ""), target)):
             return False
@@ -374,9 +361,9 @@ class Switcher:
         actions.append(self._gave_up(session.id, fb.current, text, fb.resend_tries))
         actions.append(Note(session.id, "not_retryable",
                             f"{fb.current} failed with an error that is not retryable: {text}", {"model": fb.current}))
-        self._clear_switch(fb, actions, session.id)
+        self.clear_switch(fb, actions, session.id)
 
-    def _on_resend_retry(self, session: Session, now: float) -> Sequence[Action]:
+    def on_resend_retry(self, session: Session, now: float) -> Sequence[Action]:
         """The backoff passed: the same message once more on the same model, unless that is moot now."""
         fb, turn = session.fb, session.turn
         if fb is None or fb.resend_retry_at is None:
@@ -386,80 +373,22 @@ class Switcher:
             return NO_ACTIONS
         sid, model = session.id, fb.current
         actions: list[Action] = []
-        if _answered(turn, model):
-            self._clear_switch(fb, actions, sid)
+        if answered(turn, model):
+            self.clear_switch(fb, actions, sid)
             return actions
         if session.status in (StatusType.BUSY, StatusType.RETRY):
             # The turn runs after all (the error was the old turn's): let the watchdog judge it.
             actions.append(Note(sid, "resend_running", f"the re-send on {model} is running after all; not retrying"))
-            if self.settings.timeout_seconds > 0:
-                fb.watchdog_at = now + self.settings.timeout_seconds
+            if self.state.settings.timeout_seconds > 0:
+                fb.watchdog_at = now + self.state.settings.timeout_seconds
                 actions.append(Schedule(watchdog_key(sid), fb.watchdog_at))
             return actions
-        if self.core.cooling(model, now):
-            self._switch(session, model, None, now, actions, reason=f"{model} is cooling down")
+        if self.state.core.cooling(model, now):
+            self.switch(session, model, None, now, actions, reason=f"{model} is cooling down")
             if fb.in_flight is None:
                 fb.awaiting = False
                 fb.pending = None
             return actions
         fb.resend_tries += 1
-        self._send(session, fb.index, model, fb.original, "re-send failed at once", fb.resend_tries, now, actions)
-        return actions
-
-    # ------------------------------------------------------------------ deletion and expiry (§6.9)
-
-    def _on_deleted(self, event: SessionDeleted, now: float) -> Sequence[Action]:
-        session = self.sessions.pop(event.session_id, None)
-        if session is None or session.fb is None:
-            return NO_ACTIONS
-        actions: list[Action] = []
-        if session.fb.watchdog_at is not None:
-            actions.append(CancelTimer(watchdog_key(session.id)))
-        if session.fb.resend_retry_at is not None:
-            actions.append(CancelTimer(resend_retry_key(session.id)))
-        self._clear_intent(session.fb, actions, session.id)
-        return actions
-
-    def _sweep(self, now: float) -> list[Action]:
-        """Forget sessions unseen for 30 minutes, keys, id sets and re-send intents included (§6.9)."""
-        self._next_sweep = now + SWEEP_EVERY_S
-        stale = [sid for sid, s in self.sessions.items() if now - s.last_seen > SESSION_TTL_S]
-        actions: list[Action] = []
-        for sid in stale:
-            fb = self.sessions.pop(sid).fb
-            if fb is not None:
-                self._clear_intent(fb, actions, sid)
-        return actions
-
-    def _on_timer(self, event: TimerFired, now: float) -> Sequence[Action]:
-        kind, _, sid = event.key.partition(":")
-        session = self.sessions.get(sid)
-        if session is None or session.fb is None:
-            return NO_ACTIONS
-        if kind == "resend-retry":
-            return self._on_resend_retry(session, now)
-        if kind != "watchdog":
-            return NO_ACTIONS
-        fb = session.fb
-        fb.watchdog_at = None
-        if not fb.awaiting or fb.in_flight is not None:
-            return NO_ACTIONS
-        turn = session.turn
-        if turn is not None and any(same_model(turn.assistants.get(m), fb.current) for m in turn.outputs):
-            self._clear_switch(fb, [], sid)
-            return NO_ACTIONS
-        actions: list[Action] = []
-        hung = fb.current
-        if (cooldown := self.core.record_failure(hung, now, why="no answer before the watchdog fired")) is not None:
-            actions.append(cooldown)
-        message_id = next(reversed(turn.assistants)) if turn is not None and turn.assistants else None
-        before = len(actions)
-        self._switch(
-            session, hung, message_id, now, actions,
-            reason=f"no answer within {self.settings.timeout_seconds:g}s",
-        )
-        if fb.in_flight is None:
-            fb.awaiting = False
-            fb.pending = None
-            actions.insert(before, Note(session.id, "watchdog", f"{hung} gave no answer in time"))
+        self.send(session, fb.index, model, fb.original, "re-send failed at once", fb.resend_tries, now, actions)
         return actions

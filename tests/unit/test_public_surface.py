@@ -68,13 +68,16 @@ SNAPSHOT: dict[str, list[str]] = {
         "UNKNOWN_MODEL", "dedupe_key", "model_in_text", "normalized_class", "provider_retry_at",
         "retry_attempt", "retry_key",
     ],
+    "baton.fallback.signals": ["Signals"],
     "baton.fallback.state": [
-        "FallbackState", "Prepared", "Session", "SessionSnapshot", "Turn", "parts_by_id",
+        "FallbackState", "PolicyState", "Prepared", "Session", "SessionSnapshot", "Turn", "parts_by_id",
     ],
     "baton.fallback.switching": [
         "NO_ACTIONS", "OWN_ABORT_GRACE_S", "RESEND_ERROR_WINDOW_S", "RESEND_RETRY_FIRST_S", "RESEND_TRIES",
-        "Switcher", "resend_retry_key", "watchdog_key",
+        "SESSION_TTL_S", "SWEEP_EVERY_S", "Switcher", "answered", "resend_retry_key", "watchdog_key",
     ],
+    "baton.fallback.timers": ["Timers"],
+    "baton.fallback.tracking": ["OUTPUT_PART_TYPES", "Tracker"],
     "baton.jsonc": [
         "JsoncError", "MAX_BYTES", "MAX_DEPTH", "TextIndex", "clean", "decode", "parse", "place", "read_text",
     ],
@@ -177,10 +180,22 @@ SNAPSHOT: dict[str, list[str]] = {
         "Answer", "Drop", "FakeProvider", "Hang", "LoggedRequest", "Refuse", "Step", "ToolCall",
         "load_script", "main", "script_from_json", "split_chunks", "step_from_json",
     ],
+    "baton.testing.fake_script": [
+        "Answer", "Drop", "Hang", "Refuse", "Step", "ToolCall", "load_script", "script_from_json",
+        "step_from_json",
+    ],
+    "baton.testing.fake_wire": [
+        "Completion", "default_error_type", "error_response", "read_json", "split_chunks", "sse",
+    ],
     "baton.testing.fault_proxy": ["FaultProxy", "MODES"],
     "baton.testing.opencode": [
         "OPENCODE_VERSION", "OpencodeServer", "baton_cache_dir", "create_session", "find_opencode",
         "free_port", "opencode_config", "prompt_async", "warm_template",
+    ],
+    "baton.testing.opencode_home": ["seed_home", "warm_template"],
+    "baton.testing.opencode_install": ["OPENCODE_VERSION", "baton_cache_dir", "file_lock", "find_opencode"],
+    "baton.testing.opencode_process": [
+        "OpencodeProcess", "base_env", "free_port", "opencode_config", "port_taken",
     ],
     "baton.testing.recorder": ["EventRecorder"],
     "baton.tools": [
