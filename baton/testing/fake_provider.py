@@ -19,17 +19,16 @@ import contextlib
 import itertools
 import json
 import logging
-import re
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, Self
 
 import anyio
 import uvicorn
@@ -39,6 +38,22 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from baton.errors import BatonError
+
+# The steps live in fake_script and the OpenAI response shapes in fake_wire; this module is the
+# server that plays a script (the docstring above is also the CLI's --help). Their names stay
+# importable from here.
+from baton.testing.fake_script import (
+    Answer,
+    Drop,
+    Hang,
+    Refuse,
+    Step,
+    ToolCall,
+    load_script,
+    script_from_json,
+    step_from_json,
+)
+from baton.testing.fake_wire import Completion, default_error_type, error_response, read_json, split_chunks, sse
 
 __all__ = [
     "Answer",
@@ -58,70 +73,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """Stream `text` back in word-sized chunks after `delay` s, `chunk_delay` s between chunks.
-
-    A large `chunk_delay` doubles as a slow provider.
-    """
-
-    text: str
-    delay: float = 0
-    chunk_delay: float = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Refuse:
-    """Answer with an HTTP error in OpenAI's shape `{"error": {"message", "type", "code"}}`.
-
-    `retry_after` (seconds) adds a `Retry-After` header; `code` defaults to the status.
-    """
-
-    status: int
-    message: str
-    retry_after: float | None = None
-    error_type: str | None = None
-    code: str | int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Hang:
-    """Accept the request and never finish it until the client disconnects or the server stops.
-
-    With `partial`, the 200 headers and those chunks are streamed first: a stream
-    that stalls midway instead of a provider that never answers.
-    """
-
-    partial: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """Stream one call of tool `name` with `arguments`, optionally after some `text`.
-
-    The finish reason is `tool_calls`, so the client runs the tool and asks again:
-    script the follow-up answer as the next step.
-    """
-
-    name: str
-    arguments: Mapping[str, Any] = field(default_factory=dict)
-    text: str = ""
-    delay: float = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """Send the 200 headers and `partial`, then cut the connection without finishing the body."""
-
-    partial: str = ""
-
-
-Step: TypeAlias = Answer | Refuse | Hang | ToolCall | Drop
-
 _DEFAULT_STEP: Step = Answer("ok")
 _CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
-_WORDS = re.compile(r"\s*\S+\s*|\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,23 +114,6 @@ class _QuietDrop(logging.Filter):
                 return False
             exc = exc.__cause__ or exc.__context__
         return True
-
-
-def split_chunks(text: str) -> list[str]:
-    """Split `text` into word-sized stream chunks that concatenate back to `text`."""
-    return _WORDS.findall(text)
-
-
-def _default_error_type(status: int) -> str:
-    if status == 429:
-        return "rate_limit_exceeded"
-    if status in (401, 403):
-        return "authentication_error"
-    if status == 404:
-        return "not_found_error"
-    if status >= 500:
-        return "server_error"
-    return "invalid_request_error"
 
 
 class _Server(uvicorn.Server):
@@ -414,12 +350,12 @@ class FakeProvider:
         return JSONResponse({"object": "list", "data": data})
 
     async def _other(self, request: Request) -> Response:
-        body = await _read_json(request)
+        body = await read_json(request)
         self._record(request, body, None)
-        return _error_response(404, f"fake provider has no route {request.url.path}", "not_found_error", 404)
+        return error_response(404, f"fake provider has no route {request.url.path}", "not_found_error", 404)
 
     async def _chat(self, request: Request) -> Response:
-        body = await _read_json(request)
+        body = await read_json(request)
         model = body.get("model")
         step = self._next_step(model if isinstance(model, str) else None)
         self._record(request, body, step)
@@ -428,20 +364,20 @@ class FakeProvider:
                 headers: dict[str, str] = {}
                 if step.retry_after is not None:
                     headers["retry-after"] = f"{step.retry_after:g}"
-                return _error_response(
+                return error_response(
                     step.status,
                     step.message,
-                    step.error_type or _default_error_type(step.status),
+                    step.error_type or default_error_type(step.status),
                     step.status if step.code is None else step.code,
                     headers,
                 )
             case Hang(partial=""):
                 await self._hang(request)
-                return _error_response(503, "fake provider stopped", "server_error", 503)
+                return error_response(503, "fake provider stopped", "server_error", 503)
             case Answer() | ToolCall():
                 if step.delay and await self._sleep(step.delay):
-                    return _error_response(503, "fake provider stopped", "server_error", 503)
-        completion = _Completion(f"chatcmpl-{next(self._ids)}", str(model), body)
+                    return error_response(503, "fake provider stopped", "server_error", 503)
+        completion = Completion(f"chatcmpl-{next(self._ids)}", str(model), body)
         if body.get("stream"):
             return StreamingResponse(self._stream(completion, step), media_type="text/event-stream")
         if isinstance(step, Answer | ToolCall):
@@ -449,16 +385,16 @@ class FakeProvider:
         # Hang(partial) / Drop on a non-streamed request: a body that never completes.
         return StreamingResponse(self._unfinished_json(step), media_type="application/json")
 
-    async def _stream(self, c: _Completion, step: Step) -> AsyncIterator[bytes]:
+    async def _stream(self, c: Completion, step: Step) -> AsyncIterator[bytes]:
         """Yield the SSE frames for `step`; cancelled by Starlette when the client disconnects."""
-        yield _sse(c.chunk({"role": "assistant", "content": ""}))
+        yield sse(c.chunk({"role": "assistant", "content": ""}))
         text = step.text if isinstance(step, Answer | ToolCall) else getattr(step, "partial", "")
         chunk_delay = step.chunk_delay if isinstance(step, Answer) else 0
         for i, piece in enumerate(split_chunks(text)):
             if i and chunk_delay and await self._sleep(chunk_delay):
                 return  # stopping: end the body early
             c.completion_tokens += 1
-            yield _sse(c.chunk({"content": piece}))
+            yield sse(c.chunk({"content": piece}))
         if isinstance(step, Hang):
             await self._wait_stopping()
             return
@@ -468,7 +404,7 @@ class FakeProvider:
         if isinstance(step, ToolCall):
             finish = "tool_calls"
             call_id = f"call_{next(self._ids)}"
-            yield _sse(
+            yield sse(
                 c.chunk(
                     {
                         "tool_calls": [
@@ -487,11 +423,11 @@ class FakeProvider:
             for piece in (args[:half], args[half:]):
                 if piece:
                     c.completion_tokens += 1
-                    yield _sse(c.chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
-        yield _sse(c.chunk({}, finish_reason=finish))
+                    yield sse(c.chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+        yield sse(c.chunk({}, finish_reason=finish))
         opts = c.body.get("stream_options")
         if isinstance(opts, dict) and opts.get("include_usage"):
-            yield _sse(c.usage_chunk())
+            yield sse(c.usage_chunk())
         yield b"data: [DONE]\n\n"
 
     async def _unfinished_json(self, step: Step) -> AsyncIterator[bytes]:
@@ -524,155 +460,6 @@ class FakeProvider:
             tg.start_soon(disconnected)
             await self._wait_stopping()
             tg.cancel_scope.cancel()
-
-
-class _Completion:
-    """Builds the OpenAI response objects of one chat completion."""
-
-    def __init__(self, cid: str, model: str, body: dict[str, Any]) -> None:
-        self.id = cid
-        self.model = model
-        self.body = body
-        self.created = int(time.time())
-        self.completion_tokens = 0
-        messages = body.get("messages", [])
-        self.prompt_tokens = max(1, len(json.dumps(messages)) // 4)
-
-    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
-
-    def usage(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
-
-    def usage_chunk(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": self.usage(),
-        }
-
-    def whole(self, step: Answer | ToolCall) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": step.text or None}
-        finish = "stop"
-        self.completion_tokens = max(1, len(split_chunks(step.text)))
-        if isinstance(step, ToolCall):
-            finish = "tool_calls"
-            message["tool_calls"] = [
-                {
-                    "id": f"call_{self.id}",
-                    "type": "function",
-                    "function": {"name": step.name, "arguments": json.dumps(dict(step.arguments))},
-                }
-            ]
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": self.usage(),
-        }
-
-
-def _sse(obj: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
-
-
-def _error_response(
-    status: int, message: str, error_type: str, code: str | int | None, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    body = {"error": {"message": message, "type": error_type, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-async def _read_json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return {"_raw": raw.decode("utf-8", "replace")}
-    return body if isinstance(body, dict) else {"_json": body}
-
-
-# -- JSON scripts ----------------------------------------------------------------------------------
-
-
-def step_from_json(obj: object) -> Step:
-    """Parse one step of a JSON script.
-
-    Forms: `"text"` or `{"answer": "text", "delay": s, "chunk_delay": s}`,
-    `{"refuse": 429, "message": "...", "retry_after": s, "error_type": "...", "code": ...}`,
-    `{"hang": true, "partial": "..."}`, `{"tool_call": "name", "arguments": {...}, "text": "..."}`,
-    `{"drop": true, "partial": "..."}`.
-    """
-    if isinstance(obj, str):
-        return Answer(obj)
-    if not isinstance(obj, dict):
-        raise ValueError(f"a script step must be a string or an object, got {obj!r}")
-    d = dict(obj)
-
-    def take(allowed: Iterable[str]) -> dict[str, Any]:
-        extra = set(d) - set(allowed)
-        if extra:
-            raise ValueError(f"unknown key(s) {sorted(extra)} in script step {obj!r}")
-        return d
-
-    if "answer" in d:
-        take(("answer", "delay", "chunk_delay"))
-        return Answer(str(d["answer"]), float(d.get("delay", 0)), float(d.get("chunk_delay", 0)))
-    if "refuse" in d:
-        take(("refuse", "message", "retry_after", "error_type", "code"))
-        retry_after = d.get("retry_after")
-        return Refuse(
-            int(d["refuse"]),
-            str(d.get("message", "refused by fake provider")),
-            None if retry_after is None else float(retry_after),
-            d.get("error_type"),
-            d.get("code"),
-        )
-    if "hang" in d:
-        take(("hang", "partial"))
-        return Hang(str(d.get("partial", "")))
-    if "tool_call" in d:
-        take(("tool_call", "arguments", "text", "delay"))
-        args = dict(d.get("arguments", {}))
-        return ToolCall(str(d["tool_call"]), args, str(d.get("text", "")), float(d.get("delay", 0)))
-    if "drop" in d:
-        take(("drop", "partial"))
-        return Drop(str(d.get("partial", "")))
-    raise ValueError(f"script step {obj!r} has none of answer/refuse/hang/tool_call/drop")
-
-
-def script_from_json(obj: object) -> dict[str, list[Step]]:
-    """Parse a whole JSON script: `{"model": [step, ...], ...}`."""
-    if not isinstance(obj, dict):
-        raise ValueError("a script must be a JSON object mapping model ids to lists of steps")
-    script: dict[str, list[Step]] = {}
-    for model, steps in obj.items():
-        if not isinstance(steps, list) or not steps:
-            raise ValueError(f"script for model {model!r} must be a non-empty list of steps")
-        script[str(model)] = [step_from_json(s) for s in steps]
-    return script
-
-
-def load_script(path: Path) -> dict[str, list[Step]]:
-    """Read and parse a JSON script file."""
-    return script_from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
