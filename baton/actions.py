@@ -151,6 +151,8 @@ class SaveCooldown:
     model: str
     until: float
     reason: str
+    source: str = "configured"
+    """Where ``until`` came from (:class:`baton.fallback.reset_times.ResetSource`'s values)."""
 
 
 @dataclass(frozen=True, slots=True)

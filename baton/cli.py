@@ -209,14 +209,24 @@ def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
                                      "yes" if s["awaiting"] else ""))
         parts.append(sessions)
         parts.append(_tasks_table(data.get("tasks", []), title="background tasks (live)"))
-    cooling = Table("model", "cooling for", "reason", title="models cooling down")
-    stored = store.cooldowns(now) if store is not None else []
-    reasons = {model: reason for model, _, reason in stored}
-    rows = [(c["model"], c["until"], reasons.get(c["model"], "")) for c in data["cooldowns"]] if data else stored
-    for model, until, reason in rows:
-        cooling.add_row(*_cells(model, f"{until - now:.0f}s", reason[:60]))
+    cooling = Table("model", "cooling for", "resets at", "source", "reason", title="models cooling down")
+    stored = {row.model: row for row in store.cooling(now)} if store is not None else {}
+    rows = (
+        [(c["model"], c["until"], c.get("source") or (stored[c["model"]].source if c["model"] in stored else "-"),
+          stored[c["model"]].reason if c["model"] in stored else "") for c in data["cooldowns"]]
+        if data else [(row.model, row.until, row.source, row.reason) for row in stored.values()]
+    )
+    for model, until, source, reason in rows:
+        cooling.add_row(*_cells(model, f"{until - now:.0f}s", _resets_at(until, now), source, reason[:60]))
     parts.append(cooling)
     return Group(*parts)
+
+
+def _resets_at(until: float, now: float) -> str:
+    """A cooldown's end in local time: ``HH:MM`` today, else with its date."""
+    end = time.localtime(until)
+    same_day = end[:3] == time.localtime(now)[:3]
+    return time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", end)
 
 
 @app.command

@@ -126,7 +126,8 @@ class Engine:
                 for s in self.policy.snapshot(now)
             ],
             cooldowns=[
-                {"model": model, "until": until, "seconds_left": math.ceil(until - now)}
+                {"model": model, "until": until, "seconds_left": math.ceil(until - now),
+                 "source": self.policy.cooldowns.source(model)}
                 for model, until in self.policy.cooldowns.active(now)
             ],
             fallbacks=self.fallback.fallbacks,

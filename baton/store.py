@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, NamedTuple, TypeVar, overload
 
 import structlog
 
@@ -27,7 +27,7 @@ from baton.errors import BatonError
 from baton.store_mirror import BoxRow, JournalRow, Mirror, QuarantineRow, TaskRow
 from baton.store_pending import PENDING_KEY, PENDING_MIGRATION, PendingTable, persist_pending
 
-__all__ = ["JournalEntry", "Store", "StoreError", "StoreTooNew"]
+__all__ = ["CoolingRow", "JournalEntry", "Store", "StoreError", "StoreTooNew"]
 
 log = structlog.get_logger("baton")
 
@@ -78,6 +78,8 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     """,
     PENDING_MIGRATION,  # durable intents, e.g. a re-send to finish after a restart (store_pending.py)
+    # Where a cooldown's end came from (the provider's reset time, or the configured cooldown).
+    "ALTER TABLE model_health ADD COLUMN source TEXT NOT NULL DEFAULT 'configured'",
 )
 # The journal is for explaining recent decisions, not an archive.
 JOURNAL_KEEP = 20_000
@@ -100,9 +102,9 @@ _UPSERT_BOX = (
     "ON CONFLICT(id) DO UPDATE SET state = excluded.state, row = excluded.row"
 )
 _UPSERT_COOLDOWN = (
-    "INSERT INTO model_health(model, until, reason, updated) VALUES (?, ?, ?, ?) "
+    "INSERT INTO model_health(model, until, reason, updated, source) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT(model) DO UPDATE SET until = max(until, excluded.until), "
-    "reason = excluded.reason, updated = excluded.updated"
+    "reason = excluded.reason, updated = excluded.updated, source = excluded.source"
 )
 _INSERT_JOURNAL = "INSERT INTO journal(ts, session_id, kind, text, data) VALUES (?, ?, ?, ?, ?)"
 # The column that identifies a row of each table a bad row can come from.
@@ -130,6 +132,15 @@ class JournalEntry:
     kind: str
     text: str
     data: dict[str, Any]
+
+
+class CoolingRow(NamedTuple):
+    """A model cooling down, as the store keeps it."""
+
+    model: str
+    until: float
+    reason: str
+    source: str
 
 
 @contextmanager
@@ -244,7 +255,7 @@ class Store(PendingTable):
         with _translate(f"cannot read the store at {self.path}"):
             tasks = self._db.execute("SELECT id, parent_session_id, status, row, updated FROM tasks").fetchall()
             boxes = self._db.execute("SELECT id, parent_session_id, state, row FROM outbox").fetchall()
-            cools = self._db.execute("SELECT model, until, reason, updated FROM model_health").fetchall()
+            cools = self._db.execute("SELECT model, until, reason, updated, source FROM model_health").fetchall()
             self._load_pending_mirror()
         m = self._mirror
         for tid, parent, status, text, updated in tasks:
@@ -254,12 +265,12 @@ class Store(PendingTable):
                 self._set_aside("tasks", str(tid), str(text), f"bad column: {exc}")
         for bid, parent, state, text in boxes:
             m.outbox[str(bid)] = BoxRow.stored(str(parent), str(state), str(text))
-        for model, until, reason, updated in cools:
+        for model, until, reason, updated, source in cools:
             try:
-                m.save_cooldown(str(model), float(until), str(reason), float(updated))
+                m.save_cooldown(str(model), float(until), str(reason), float(updated), str(source))
             except (TypeError, ValueError) as exc:
-                self._set_aside("model_health", str(model), json.dumps([model, until, reason, updated], default=str),
-                                f"bad column: {exc}")
+                self._set_aside("model_health", str(model),
+                                json.dumps([model, until, reason, updated, source], default=str), f"bad column: {exc}")
 
     def close(self) -> None:
         """Close the file, after one last try to write what it has not taken yet."""
@@ -383,24 +394,34 @@ class Store(PendingTable):
 
     def cooldowns(self, now: float) -> list[tuple[str, float, str]]:
         """Models still cooling at ``now``: (model, until, reason), soonest end first."""
+        return [(row.model, row.until, row.reason) for row in self.cooling(now)]
+
+    def cooling(self, now: float) -> list[CoolingRow]:
+        """Models still cooling at ``now``, with where each end came from; soonest end first."""
         if not self.readonly:
-            cooling = [(k, c.until, c.reason) for k, c in self._mirror.cooldowns.items() if c.until > now]
-            return sorted(cooling, key=lambda c: c[1])
+            rows = [CoolingRow(k, c.until, c.reason, c.source) for k, c in self._mirror.cooldowns.items()
+                    if c.until > now]
+            return sorted(rows, key=lambda row: row.until)
         with _translate("reading cooldowns"):
+            # A file an older baton wrote (the CLI does not migrate) has no ``source`` column.
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(model_health)")}
+            source = "source" if "source" in columns else "'configured'"
             rows = self._db.execute(
-                "SELECT model, until, reason FROM model_health WHERE until > ? ORDER BY until", (now,)
+                f"SELECT model, until, reason, {source} FROM model_health WHERE until > ? ORDER BY until", (now,)
             ).fetchall()
-        out: list[tuple[str, float, str]] = []
-        for model, until, reason in rows:
+        out: list[CoolingRow] = []
+        for model, until, reason, origin in rows:
             try:
-                out.append((str(model), float(until), str(reason)))
+                out.append(CoolingRow(str(model), float(until), str(reason), str(origin)))
             except (TypeError, ValueError) as exc:
-                self._set_aside("model_health", str(model), json.dumps([model, until, reason]), f"bad column: {exc}")
+                self._set_aside("model_health", str(model), json.dumps([model, until, reason, origin]),
+                                f"bad column: {exc}")
         return out
 
-    def save_cooldown(self, model: str, until: float, reason: str, now: float) -> None:
-        self._mirror.save_cooldown(model, until, reason, now)
-        self._write(lambda db: db.execute(_UPSERT_COOLDOWN, (model, until, reason, now)))
+    def save_cooldown(self, model: str, until: float, reason: str, now: float, source: str = "configured") -> None:
+        """Enter or extend ``model``'s cooldown (never shortened); ``source``: where ``until`` came from."""
+        self._mirror.save_cooldown(model, until, reason, now, source)
+        self._write(lambda db: db.execute(_UPSERT_COOLDOWN, (model, until, reason, now, source)))
 
     # --- tasks and outbox ------------------------------------------------------------------
 

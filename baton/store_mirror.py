@@ -75,10 +75,12 @@ class Cooldown:
     until: float
     reason: str
     updated: float
+    source: str = "configured"
+    """Where ``until`` came from (the provider's reset time, or the configured cooldown)."""
 
-    def params(self, model: str) -> tuple[str, float, str, float]:
+    def params(self, model: str) -> tuple[str, float, str, float, str]:
         """Values for the ``model_health`` upsert."""
-        return model, self.until, self.reason, self.updated
+        return model, self.until, self.reason, self.updated, self.source
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +112,10 @@ class Mirror:
     journal_dropped: int = 0
     """Journal entries that fell out of the full buffer since the last successful rewrite."""
 
-    def save_cooldown(self, model: str, until: float, reason: str, now: float) -> Cooldown:
+    def save_cooldown(self, model: str, until: float, reason: str, now: float, source: str = "configured") -> Cooldown:
         """Same rule as the SQL upsert: a cooldown never shortens."""
         old = self.cooldowns.get(model)
-        entry = Cooldown(max(until, old.until) if old is not None else until, reason, now)
+        entry = Cooldown(max(until, old.until) if old is not None else until, reason, now, source)
         self.cooldowns[model] = entry
         return entry
 

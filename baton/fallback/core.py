@@ -10,8 +10,10 @@ When a model fails, the session policy (:mod:`baton.fallback.policy`) and the ta
   (``max_fallback_attempts``). A launch's first model (:meth:`FallbackCore.start_model`) uses
   the same notion of usable, but must always start somewhere.
 * **What does the failure teach everyone?** (:meth:`FallbackCore.record_failure`) The failed
-  model enters, or extends, the cooldown every session and task shares; a ``SaveCooldown``
-  when the table changed, so the store keeps it.
+  model enters, or extends, the cooldown every session and task shares, until its reset time
+  (:meth:`FallbackCore.reset_time`: opencode's retry time, else the response headers, else the
+  error's text, else ``cooldown_seconds``; never past ``max_cooldown_seconds``); a
+  ``SaveCooldown`` carrying that time's source when the table changed, so the store keeps it.
 * **What to do about this failure?** (:meth:`FallbackCore.decide`) Classify it once (§4), learn
   the cooldown, and return a :class:`Decision`: a stop, not retryable, switch to a model, or
   stay (no candidate, attempts used up, fallback disabled — with the reason).
@@ -30,11 +32,17 @@ from enum import StrEnum
 
 from baton.actions import SaveCooldown
 from baton.cooldowns import Cooldowns
-from baton.fallback.errors import ErrorInfo, ErrorType, classify_error, retry_after_ms
+from baton.fallback.errors import ErrorInfo, ErrorType, classify_error, error_text
+from baton.fallback.reset_times import ResetSource, ResetTime, reset_from_headers, reset_from_text
 from baton.models import same_model, split_model
 from baton.settings import RuntimeFallbackConfig
 
-__all__ = ["Choice", "Decision", "FallbackCore", "NoCandidate", "Verdict", "on_connected_provider"]
+__all__ = [
+    "DEFAULT_MAX_COOLDOWN_S", "Choice", "Decision", "FallbackCore", "NoCandidate", "Verdict", "on_connected_provider",
+]
+
+DEFAULT_MAX_COOLDOWN_S = 24 * 3600.0
+"""``baton.max_cooldown_seconds``'s default: the longest cooldown a reset time may set."""
 
 
 class NoCandidate(StrEnum):
@@ -87,6 +95,8 @@ class Decision:
     retryable: bool
     cooldown: SaveCooldown | None = None
     """The failed model's cooldown, entered or extended (only for a retryable failure)."""
+    reset: ResetTime | None = None
+    """When the failed model is usable again, and why then (retryable failures of a known model)."""
     choice: Choice | None = None
     """Set exactly when the verdict is ``SWITCH``."""
     reason: NoCandidate | None = None
@@ -111,6 +121,8 @@ class FallbackCore:
 
     rules: RuntimeFallbackConfig
     cooldowns: Cooldowns
+    max_cooldown_seconds: float = DEFAULT_MAX_COOLDOWN_S
+    """``baton.max_cooldown_seconds``: a learnt reset time further out is cut to this."""
 
     def cooling(self, model: str, now: float) -> bool:
         """A model in cooldown is skipped, while cooldowns are on (``cooldown_seconds > 0``)."""
@@ -163,16 +175,39 @@ class FallbackCore:
 
     # ------------------------------------------------------------------ learning from a failure
 
-    def record_failure(self, model: str, now: float, *, why: str, until: float | None = None) -> SaveCooldown | None:
-        """Enter (or extend) ``model``'s shared cooldown until ``until`` (default: now +
-        ``cooldown_seconds``); the ``SaveCooldown`` to persist, None when nothing changed or
-        cooldowns are off."""
+    def reset_time(self, error: object, now: float, provider_until: float | None = None) -> ResetTime:
+        """When a model that failed with ``error`` is usable again (issue 8 §2).
+
+        Precedence: ``provider_until`` (opencode's retry ``next``), the response headers
+        (Retry-After, then rate-limit resets), the error's text, the configured
+        ``cooldown_seconds``; capped at ``max_cooldown_seconds``.
+        """
+        reset = (
+            (ResetTime(provider_until, ResetSource.OPENCODE_RETRY, "retry status next")
+             if provider_until is not None else None)
+            or reset_from_headers(error, now)
+            or reset_from_text(error_text(error), now)
+            or ResetTime(now + self.rules.cooldown_seconds, ResetSource.CONFIGURED,
+                         f"cooldown_seconds {self.rules.cooldown_seconds:g}")
+        )
+        cap = now + self.max_cooldown_seconds
+        if reset.at > cap:
+            return ResetTime(cap, reset.source, f"{reset.detail} (capped at {self.max_cooldown_seconds:g}s)")
+        return reset
+
+    def record_failure(
+        self, model: str, now: float, *, why: str, reset: ResetTime | None = None
+    ) -> SaveCooldown | None:
+        """Enter (or extend) ``model``'s shared cooldown until ``reset`` (default: now +
+        ``cooldown_seconds``); the ``SaveCooldown`` to persist, with ``reset``'s source; None when
+        nothing changed or cooldowns are off."""
         if self.rules.cooldown_seconds <= 0:
             return None
-        until = until if until is not None else now + self.rules.cooldown_seconds
-        if not self.cooldowns.extend(model, until):
+        if reset is None:
+            reset = ResetTime(now + self.rules.cooldown_seconds, ResetSource.CONFIGURED)
+        if not self.cooldowns.extend(model, reset.at, reset.source):
             return None
-        return SaveCooldown(model, until, why[:200])
+        return SaveCooldown(model, reset.at, why[:200], reset.source)
 
     def classify(self, error: object) -> ErrorInfo:
         """The error as §4 reads it, under this config's ``retry_on_errors``."""
@@ -194,10 +229,10 @@ class FallbackCore:
     ) -> Decision:
         """One decision per failure of ``failing`` (§4, §6.1, §6.3; background-tasks §10).
 
-        A retryable failure cools ``failing`` (until ``provider_until``, else the error's
-        Retry-After, else the configured cooldown) before the chain is walked, so the walk
-        skips it; ``failing`` is always avoided. ``assume_retryable``: the signal is retryable
-        by definition (auto-retry text, §4.4 rule 3).
+        A retryable failure cools ``failing`` until its :meth:`reset_time` (``provider_until``,
+        else the response headers, else the error's text, else the configured cooldown, capped)
+        before the chain is walked, so the walk skips it; ``failing`` is always avoided.
+        ``assume_retryable``: the signal is retryable by definition (auto-retry text, §4.4 rule 3).
         """
         info = self.classify(error)
         if info.type is ErrorType.ABORT:
@@ -205,14 +240,12 @@ class FallbackCore:
         retryable = info.retryable or assume_retryable
         if not retryable:
             return Decision(Verdict.NOT_RETRYABLE, info, retryable=False)
-        cooldown = None
+        cooldown = reset = None
         if failing is not None:
-            if provider_until is None:
-                header_ms = retry_after_ms(error, int(now * 1000))
-                provider_until = header_ms / 1000.0 if header_ms is not None else None
-            cooldown = self.record_failure(failing, now, why=info.message or "unknown error", until=provider_until)
+            reset = self.reset_time(error, now, provider_until)
+            cooldown = self.record_failure(failing, now, why=info.message or "unknown error", reset=reset)
         choice = self.next_model(chain, after=after, attempts=attempts, avoid=(failing, *avoid), now=now,
                                  connected=connected)
         if isinstance(choice, NoCandidate):
-            return Decision(Verdict.STAY, info, retryable=True, cooldown=cooldown, reason=choice)
-        return Decision(Verdict.SWITCH, info, retryable=True, cooldown=cooldown, choice=choice)
+            return Decision(Verdict.STAY, info, retryable=True, cooldown=cooldown, reset=reset, reason=choice)
+        return Decision(Verdict.SWITCH, info, retryable=True, cooldown=cooldown, reset=reset, choice=choice)

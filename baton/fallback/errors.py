@@ -16,13 +16,9 @@ compiled once and the happy path allocates little beyond the returned :class:`Er
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
-from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from functools import lru_cache
 
@@ -34,7 +30,7 @@ __all__ = [
     "ErrorType",
     "classify_error",
     "error_parts_text",
-    "retry_after_ms",
+    "error_text",
     "retry_signal_text",
 ]
 
@@ -101,9 +97,6 @@ _ABORT_NAMES = frozenset({"messageabortederror", "aborterror"})
 _MODEL_NOT_FOUND_NAMES = frozenset({"providermodelnotfounderror", "modelnotfounderror"})
 
 _SIGNAL_FIELDS: tuple[str, ...] = ("status", "summary", "message", "details")
-
-# Retry-After: a plain non-negative decimal; the length cap keeps absurd values out.
-_DELAY_RE = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
 
 
 # --- reading an error object (§4.1) ---------------------------------------------------------
@@ -282,75 +275,19 @@ def classify_error(error: object, retry_on_errors: Sequence[int] = DEFAULT_RETRY
     return ErrorInfo(message=message, status_code=status, name=name, type=kind, retryable=retryable)
 
 
-# --- provider retry time (§6.1 rule 3a) -----------------------------------------------------
+# --- the text a reset time is looked for in (issue 8 §2) -------------------------------------
 
 
-def _delay(value: object) -> Decimal | None:
-    """A non-negative, finite delay from a header value (string or number), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return Decimal(value) if value >= 0 else None
-    if isinstance(value, float):
-        return Decimal(repr(value)) if math.isfinite(value) and value >= 0 else None
-    if isinstance(value, str):
-        text = value.strip()
-        return Decimal(text) if _DELAY_RE.fullmatch(text) else None
-    return None
-
-
-def _http_date_ms(value: object) -> int | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if moment.tzinfo is None:  # "-0000": the RFC's "UTC, origin unknown"
-        moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1000)
-
-
-def _deadline_from(headers: Mapping[object, object], now_ms: int) -> int | None:
-    millis: object = None
-    seconds: object = None
-    for key, value in headers.items():
-        if isinstance(key, str):
-            lowered = key.lower()
-            if lowered == "retry-after-ms":
-                millis = value
-            elif lowered == "retry-after":
-                seconds = value
-    delay = _delay(millis)
-    if delay is not None:
-        return now_ms + math.ceil(delay)
-    delay = _delay(seconds)
-    if delay is not None:
-        return now_ms + math.ceil(delay * 1000)
-    date_ms = _http_date_ms(seconds)
-    return None if date_ms is None else max(date_ms, now_ms)
-
-
-def retry_after_ms(error: object, now_ms: int) -> int | None:
-    """The provider's retry time as an absolute epoch-ms deadline, or None when it gave none.
-
-    Headers come from ``data.responseHeaders``, else a top-level ``responseHeaders``; names are
-    case-insensitive. ``retry-after-ms`` (milliseconds) wins over ``retry-after`` (seconds or an
-    HTTP date). Decisions: fractions round up to the next millisecond; a date in the past means
-    "now" (``now_ms``); a negative, non-finite or unparsable value counts as absent, so the
-    next source is tried.
-    """
+def error_text(error: object) -> str:
+    """The error's message as the provider wrote it (case kept), plus an APIError's
+    ``data.responseBody``: where :func:`baton.fallback.reset_times.reset_from_text` looks."""
     mapping = _as_mapping(error)
     if mapping is None:
-        return None
+        return _raw_message(error)
+    message = _read_mapping(mapping)[0]
     data = _as_mapping(mapping.get("data"))
-    nested = data.get("responseHeaders") if data is not None else None
-    for headers in (nested, mapping.get("responseHeaders")):
-        if isinstance(headers, Mapping):
-            deadline = _deadline_from(headers, now_ms)
-            if deadline is not None:
-                return deadline
-    return None
+    body = _text(data, "responseBody")
+    return message if body is None or body in message else f"{message}\n{body}"
 
 
 # --- assistant messages (§4.4) --------------------------------------------------------------

@@ -255,7 +255,7 @@ def plan_launch(
     if isinstance(root, ToolError):
         return root
     chain = _chain(head, rest)
-    core = FallbackCore(config.runtime_fallback, cooldowns)
+    core = FallbackCore(config.runtime_fallback, cooldowns, config.baton.max_cooldown_seconds)
     attempt = core.start_model(chain, 0, now, req.connected_providers) if chain else 0
     model = chain[attempt] if chain else None
     return Plan(
@@ -288,7 +288,7 @@ def _plan_continuation(
         return root
     chain = tuple(old.chain)
     if chain:
-        core = FallbackCore(config.runtime_fallback, cooldowns)
+        core = FallbackCore(config.runtime_fallback, cooldowns, config.baton.max_cooldown_seconds)
         attempt = core.start_model(chain, min(old.attempt, len(chain) - 1), now, req.connected_providers)
         model: str | None = chain[attempt]
     else:

@@ -67,7 +67,7 @@ class SchedulerState:
     @property
     def core(self) -> FallbackCore:
         """The fallback mechanics tasks share with sessions (:mod:`baton.fallback.core`)."""
-        return FallbackCore(self.config.runtime_fallback, self.cooldowns)
+        return FallbackCore(self.config.runtime_fallback, self.cooldowns, self.config.baton.max_cooldown_seconds)
 
     # ------------------------------------------------------------------ lookups
 

@@ -16,9 +16,9 @@ from baton.fallback.errors import (
     ErrorType,
     classify_error,
     error_parts_text,
-    retry_after_ms,
     retry_signal_text,
 )
+from baton.fallback.reset_times import retry_after_ms
 
 NOW_MS = 1_700_000_000_000
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from baton.actions import SaveCooldown
 from baton.cooldowns import Cooldowns
 from baton.fallback.core import Choice, FallbackCore, NoCandidate, Verdict, on_connected_provider
+from baton.fallback.reset_times import ResetSource, ResetTime
 from baton.models import same_model
 from baton.settings import RuntimeFallbackConfig
 
@@ -27,6 +28,10 @@ ABORTED = {"name": "MessageAbortedError", "data": {"message": "Aborted"}}
 
 def core(cooldowns: Cooldowns | None = None, **rules: Any) -> FallbackCore:
     return FallbackCore(RuntimeFallbackConfig.model_validate(rules), cooldowns or Cooldowns())
+
+
+def text_reset(at: float) -> ResetTime:
+    return ResetTime(at, ResetSource.PROVIDER_TEXT, "")
 
 
 # ---------------------------------------------------------------------- the chain walk
@@ -115,8 +120,9 @@ def test_a_failure_enters_the_shared_cooldown_and_only_extends_it() -> None:
     cooldowns = Cooldowns()
     c = core(cooldowns, cooldown_seconds=60)
     assert c.record_failure("prov/a", NOW, why="rate limit") == SaveCooldown("prov/a", NOW + 60, "rate limit")
-    assert c.record_failure("Prov/A", NOW + 1, why="again", until=NOW + 30) is None  # never earlier
-    assert c.record_failure("prov/a", NOW, why="x" * 300, until=NOW + 90) == SaveCooldown("prov/a", NOW + 90, "x" * 200)
+    assert c.record_failure("Prov/A", NOW + 1, why="again", reset=text_reset(NOW + 30)) is None  # never earlier
+    assert c.record_failure("prov/a", NOW, why="x" * 300, reset=text_reset(NOW + 90)) == SaveCooldown(
+        "prov/a", NOW + 90, "x" * 200, "provider text")
     assert cooldowns.until("prov/a") == NOW + 90
     assert core(Cooldowns(), cooldown_seconds=0).record_failure("prov/a", NOW, why="off") is None
 

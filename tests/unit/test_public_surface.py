@@ -56,14 +56,18 @@ SNAPSHOT: dict[str, list[str]] = {
     ],
     "baton.fallback": [],
     "baton.fallback.core": [
-        "Choice", "Decision", "FallbackCore", "NoCandidate", "Verdict", "on_connected_provider",
+        "Choice", "DEFAULT_MAX_COOLDOWN_S", "Decision", "FallbackCore", "NoCandidate", "Verdict",
+        "on_connected_provider",
     ],
     "baton.fallback.errors": [
-        "DEFAULT_RETRY_ON_ERRORS", "ErrorInfo", "ErrorType", "classify_error", "error_parts_text",
-        "retry_after_ms", "retry_signal_text",
+        "DEFAULT_RETRY_ON_ERRORS", "ErrorInfo", "ErrorType", "classify_error", "error_parts_text", "error_text",
+        "retry_signal_text",
     ],
     "baton.fallback.policy": ["FallbackPolicy"],
     "baton.fallback.recovery": ["RECOVERY_MAX_AGE_S", "Recovery"],
+    "baton.fallback.reset_times": [
+        "MAX_AHEAD_S", "ResetSource", "ResetTime", "reset_from_headers", "reset_from_text", "retry_after_ms",
+    ],
     "baton.fallback.retry_status": [
         "UNKNOWN_MODEL", "dedupe_key", "model_in_text", "normalized_class", "provider_retry_at",
         "retry_attempt", "retry_key",
@@ -115,7 +119,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "Config", "DEFAULT_CATEGORY_AGENT", "DEFAULT_RETRY_ON_ERRORS", "Range", "RuntimeFallbackConfig",
         "Segment", "key_path", "number_text", "show_value",
     ],
-    "baton.store": ["JournalEntry", "Store", "StoreError", "StoreTooNew"],
+    "baton.store": ["CoolingRow", "JournalEntry", "Store", "StoreError", "StoreTooNew"],
     "baton.store_mirror": [
         "BoxRow", "Cooldown", "JOURNAL_BUFFER", "JournalRow", "Mirror", "PendingRow", "QuarantineRow",
         "TaskRow",

@@ -280,6 +280,7 @@ def test_a_store_from_before_the_pending_table_is_migrated(tmp_path: Path) -> No
     Store(path).close()
     with raw(path) as db:
         db.execute("DROP TABLE pending")
+        db.execute("ALTER TABLE model_health DROP COLUMN source")
         db.execute("PRAGMA user_version = 3")
     with Store(path, readonly=True) as reader:
         assert reader.load_pending("resend", dict) == []
@@ -433,7 +434,7 @@ def corrupt(path: Path) -> None:
         db.execute("INSERT INTO outbox VALUES ('nt_nokind', 'p', 'pending', ?)",
                    (json.dumps({"id": "nt_nokind", "parent_session_id": "p"}),))  # KeyError
         db.execute("INSERT INTO journal(ts, session_id, kind, text, data) VALUES (1, 'ses_a', 'k', 'bad', '{oops')")
-        db.execute("INSERT INTO model_health VALUES ('c/d', 'soon', '', 0)")
+        db.execute("INSERT INTO model_health(model, until, reason, updated) VALUES ('c/d', 'soon', '', 0)")
 
 
 BAD = {("tasks", "bg_notjson"), ("tasks", "bg_list"), ("tasks", "bg_missing"), ("tasks", "bg_status"),
@@ -507,7 +508,7 @@ def test_store_from_a_newer_baton_is_refused_at_open(tmp_path: Path, readonly: b
         db.execute("PRAGMA user_version = 42")
     with pytest.raises(StoreTooNew) as raised:
         Store(path, readonly=readonly)
-    assert str(raised.value) == (f"{path} was written by a newer baton (schema 42, this baton knows 4); "
+    assert str(raised.value) == (f"{path} was written by a newer baton (schema 42, this baton knows 5); "
                                  "upgrade baton or use another --state-dir")
     assert isinstance(raised.value, StoreError)
 
