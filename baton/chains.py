@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 from baton.settings import AgentConfig, Config, key_path, number_text
 
-__all__ = ["ResolvedChain", "agent_key_for", "agent_primary_model", "describe", "resolve_chain"]
+__all__ = [
+    "NamedChain", "ResolvedChain", "agent_key_for", "agent_primary_model", "configured_chains", "describe",
+    "resolve_chain",
+]
 
 _AGENT_CACHE_LIMIT = 1024
 
@@ -113,6 +116,76 @@ def agent_primary_model(config: Config, agent_key: str | None) -> str | None:
 
 
 # Reporting
+
+
+@dataclass(frozen=True, slots=True)
+class NamedChain:
+    """One owner's chain as it applies, for checks that look at every model a config names."""
+
+    owner: str
+    """Who it is for: ``agents.build``, ``categories.quick``, ``baton.fallback_models``, ..."""
+    primary: str | None
+    """The model it falls back from (the agent's or category's model, the ``model_fallbacks`` key);
+    None when the config names none (``baton.fallback_models`` covers any model)."""
+    fallbacks: tuple[str, ...]
+    """The models after the primary, in order."""
+    named: tuple[str, ...] = ()
+    """The models written under ``owner`` itself (its model and its own chain), in order."""
+    inherited: str | None = None
+    """Where ``fallbacks`` are written when not under ``owner`` (``baton.fallback_models``, ...)."""
+    max_cost_ratio: float | None = None
+    """The spend guard that applies (an agent's own, else ``baton.max_cost_ratio``); None: off."""
+    cost_ratio_key: str = "baton.max_cost_ratio"
+    """Where that guard is set, or would be."""
+
+
+def configured_chains(config: Config) -> list[NamedChain]:
+    """Every chain the config names, in config order: agents and enabled categories that name a
+    model or a chain, ``baton.model_fallbacks``, then ``baton.fallback_models``. An agent or
+    category with a model but no chain of its own carries the chain it resolves to (spec §2.4)."""
+    guard = config.baton.max_cost_ratio
+    chains: list[NamedChain] = []
+    for name, agent in config.agents.items():
+        if agent.chain is None and agent.primary_model is None:
+            continue  # names no model: what it uses is its category's entry
+        owner = key_path(("agents", name))
+        primary = agent_primary_model(config, name)
+        resolved = resolve_chain(config, agent_key=name, category=None, model=primary)
+        inherited = _inherited(resolved, owner)
+        own = agent.max_cost_ratio is not None
+        chains.append(NamedChain(
+            owner, primary, resolved.models, _named(agent.primary_model, resolved, inherited), inherited,
+            agent.max_cost_ratio if own else guard, f"{owner}.max_cost_ratio" if own else "baton.max_cost_ratio"))
+    for name, category in config.categories.items():
+        if category.disable or (category.chain is None and category.primary_model is None):
+            continue
+        owner = key_path(("categories", name))
+        # A category task runs as baton.category_agent, so that agent's chain is its second choice.
+        resolved = resolve_chain(config, agent_key=config.baton.category_agent, category=name,
+                                 model=category.primary_model)
+        inherited = _inherited(resolved, owner)
+        chains.append(NamedChain(owner, category.primary_model, resolved.models,
+                                 _named(category.primary_model, resolved, inherited), inherited, guard))
+    for model, fallbacks in config.baton.model_fallbacks.items():
+        chain = fallbacks or ()
+        chains.append(NamedChain(key_path(("baton", "model_fallbacks", model)), model, chain, (model, *chain),
+                                 max_cost_ratio=guard))
+    if config.baton.fallback_models is not None:
+        chain = config.baton.fallback_models
+        chains.append(NamedChain("baton.fallback_models", None, chain, chain, max_cost_ratio=guard))
+    return chains
+
+
+def _named(primary: str | None, resolved: ResolvedChain, inherited: str | None) -> tuple[str, ...]:
+    own = () if inherited is not None else resolved.models
+    return (primary, *own) if primary is not None else own
+
+
+def _inherited(resolved: ResolvedChain, owner: str) -> str | None:
+    """None when the chain is written under ``owner`` itself, else where it is written."""
+    if resolved.source == "none" or resolved.source.startswith(owner + "."):
+        return None
+    return resolved.source
 
 
 def describe(config: Config) -> list[str]:

@@ -26,13 +26,16 @@ from rich.text import Text
 
 from baton import __version__
 from baton.auth import read_token
+from baton.catalog import Catalog
+from baton.chain_check import check_chains, checked_models
 from baton.chains import describe
 from baton.clock import Clock, SystemClock
-from baton.config import ConfigError, json_schema, load_config
+from baton.config import Config, ConfigError, json_schema, load_config
 from baton.cooldowns import Cooldowns
 from baton.daemon import DEFAULT_LISTEN, ServeOptions, default_state_dir, serve
 from baton.errors import BatonError
 from baton.logs import configure_logging
+from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavailable, auth_from_env
 from baton.opencode.stream import HEARTBEAT_TIMEOUT_S
 from baton.store import Store
 from baton.tasks.actions import SaveOutbox, SaveTask
@@ -138,8 +141,18 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 
 
 @config_app.command
-def check(path: Path | None = None, *, project: Path | None = None) -> int:
+def check(
+    path: Path | None = None,
+    *,
+    project: Path | None = None,
+    opencode_url: Annotated[str | None, cyclopts.Parameter(name="--opencode-url")] = None,
+) -> int:
     """Validate the configuration and print the fallback chain of every agent and category.
+
+    With --opencode-url, also check every chain model against that opencode's models: unknown
+    names, providers without credentials, fallbacks with a smaller context window or a higher
+    price than their primary. Those findings are warnings: the exit code stays 0 (2 for a bad
+    config, 3 when opencode does not answer).
 
     Parameters
     ----------
@@ -147,9 +160,13 @@ def check(path: Path | None = None, *, project: Path | None = None) -> int:
         A config file to check instead of the usual search.
     project
         Project directory whose files apply (default: the current directory).
+    opencode_url
+        A running ``opencode serve`` to check the chains against (basic auth from
+        OPENCODE_SERVER_PASSWORD/USERNAME); without it the check stays offline.
     """
+    env = dict(os.environ)
     try:
-        config = load_config(project or Path.cwd(), explicit=path, env=dict(os.environ))
+        config = load_config(project or Path.cwd(), explicit=path, env=env)
     except ConfigError as exc:
         return _fail(str(exc), 2)
     from baton.config import printable
@@ -158,7 +175,44 @@ def check(path: Path | None = None, *, project: Path | None = None) -> int:
     # codes, and a file with thousands of agents is not laid out by rich line by line.
     out.file.write("".join(printable(line) + "\n" for line in describe(config)))
     out.file.flush()
+    if opencode_url is None:
+        return 0
+    try:
+        catalog, _ = _opencode_catalog(opencode_url, env)
+    except OpencodeError as exc:
+        return _fail(f"opencode at {opencode_url}: {exc}; the chains above were not checked against its "
+                     "models (is `opencode serve` running there?)", 3)
+    findings, summary = _chain_report(config, catalog)
+    out.file.write("".join(printable(f"chain warning: {f}") + "\n" for f in findings) or printable(summary) + "\n")
+    out.file.flush()
     return 0
+
+
+CATALOG_WAIT_S = 5.0
+"""Bound on asking opencode for its models (``config check --opencode-url``, ``doctor``)."""
+
+
+def _opencode_catalog(url: str, env: dict[str, str], *, with_path: bool = False) -> tuple[Catalog, str | None]:
+    """opencode's catalog (and, ``with_path``, the directory it serves); raises OpencodeError,
+    also when the whole exchange takes longer than ``CATALOG_WAIT_S``."""
+
+    async def fetch() -> tuple[Catalog, str | None]:
+        async with OpencodeClient(url, auth=auth_from_env(env), timeout=CATALOG_WAIT_S) as client:
+            with anyio.move_on_after(CATALOG_WAIT_S):
+                directory = (await client.path()).get("directory") if with_path else None
+                return await client.catalog(), directory if isinstance(directory, str) else None
+        raise OpencodeUnavailable(f"no answer within {CATALOG_WAIT_S:g} s", timed_out=True)
+
+    return anyio.run(fetch)
+
+
+def _chain_report(config: Config, catalog: Catalog) -> tuple[list[str], str]:
+    """The findings' lines, and the line to print when there are none."""
+    findings = [f.text for f in check_chains(config, catalog)]
+    count = len(checked_models(config))
+    summary = (f"chains: all {count} models known and connected" if count
+               else "chains: no model named in any chain (nothing to check)")
+    return findings, summary
 
 
 @config_app.command
@@ -408,7 +462,8 @@ def doctor(
     listen: str = DEFAULT_LISTEN,
     state_dir: Path | None = None,
 ) -> int:
-    """Check opencode, the config, the running serve, the MCP tools and the store; say what to fix.
+    """Check opencode, the config, the running serve, the MCP tools, the store and every chain
+    model against opencode's models; say what to fix. Chain findings are warnings (exit code 0).
 
     Parameters
     ----------
@@ -428,6 +483,18 @@ def doctor(
         hint = f"\n      → {escape(check.hint)}" if check.hint and not check.ok else ""
         out.print(f"{mark} {escape(check.what)}{hint}")
         failed += not check.ok
+    # Chain findings are warnings: they say what to fix before a fallback needs it, and fail nothing.
+    try:
+        catalog, directory = _opencode_catalog(opencode_url, env, with_path=True)
+        config = load_config(Path(directory) if directory else None, env=env)
+    except (OpencodeError, ConfigError):
+        out.print("[yellow]skip[/] chains: not checked against opencode's models (see above)")
+    else:
+        findings, summary = _chain_report(config, catalog)
+        for line in findings:
+            out.print(f"[yellow]warn[/] {escape(line)}")
+        if not findings:
+            out.print(f"[green]ok[/]   {escape(summary)}")
     return 1 if failed else 0
 
 

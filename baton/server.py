@@ -78,7 +78,10 @@ def build_app(
     async def healthz(request: Request) -> JSONResponse:
         health = engine.health()
         ready = health["attached"]
-        body: dict[str, object] = health if request.state.authenticated else {"attached": ready}
+        body: dict[str, object] = {"attached": ready}
+        if request.state.authenticated:
+            # The chain checks of the latest attach (baton.chain_check): warnings, never readiness.
+            body = {**health, "chain_warnings": [asdict(f) for f in engine.attachment.chain_warnings]}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def status(_: Request) -> JSONResponse:

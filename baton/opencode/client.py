@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from baton.catalog import Catalog, catalog_from_providers
 from baton.errors import BatonError
 from baton.models import to_api_model
 
@@ -204,11 +205,13 @@ class OpencodeClient:
         data = await self._request("GET", "/agent")
         return data if isinstance(data, list) else []
 
+    async def catalog(self) -> Catalog:
+        """``GET /provider`` parsed: every model's price and window, and the connected providers."""
+        return catalog_from_providers(await self._request("GET", "/provider"))
+
     async def connected_providers(self) -> list[str]:
         """``GET /provider``'s ``connected`` list: the providers opencode can actually call."""
-        data = await self._request("GET", "/provider")
-        connected = data.get("connected") if isinstance(data, dict) else None
-        return [p for p in connected if isinstance(p, str)] if isinstance(connected, list) else []
+        return sorted((await self.catalog()).connected or ())
 
     async def register_mcp(self, name: str, url: str, *, headers: Mapping[str, str] | None = None) -> str:
         """Add a remote MCP server at run time (``POST /mcp``); its tools appear as ``<name>_<tool>``.

@@ -7,7 +7,9 @@ the policy the re-send intents a killed baton left in the store (spec §7 rule 8
 
 Once attached (:meth:`Attachment.attached`): the scheduler resumes (first attach) or hears that
 opencode restarted, then ``Attached``; baton's MCP tools are registered and waited for (bounded);
-then readiness (:attr:`Attachment.ready`) and the one "attached" line, or a "re-attached" log.
+then opencode's model catalog is fetched (bounded) and the chains checked against it
+(:mod:`baton.chain_check`: each finding a warning, and in ``/healthz``); then readiness
+(:attr:`Attachment.ready`) and the one "attached" line, or a "re-attached" log.
 When the stream is lost: ``Detached`` for the scheduler, and the tools' state is unknown.
 """
 
@@ -19,6 +21,8 @@ import anyio
 import structlog
 
 from baton.actions import RESEND_INTENT, ResendIntent
+from baton.catalog import EMPTY_CATALOG, Catalog
+from baton.chain_check import Finding, check_chains
 from baton.clock import Clock
 from baton.events import RecoveredResend
 from baton.fallback.policy import FallbackPolicy
@@ -29,13 +33,16 @@ from baton.store import Store
 from baton.tasks.events import Attached, Detached, HostRestarted
 from baton.tasks.scheduler import Scheduler
 
-__all__ = ["MCP_NAME", "TOOLS_READY_S", "Attachment"]
+__all__ = ["CATALOG_S", "MCP_NAME", "TOOLS_READY_S", "Attachment"]
 
 log = structlog.get_logger("baton")
 
 MCP_NAME = "baton"
 """The name baton's MCP server is registered under; opencode shows its tools as ``baton_<tool>``."""
 TOOLS_READY_S = 10.0
+CATALOG_S = 3.0
+"""Bound on fetching ``GET /provider`` at attach (one local call, a few ms; the whole models.dev
+list on a real machine)."""
 
 
 class Attachment:
@@ -71,6 +78,11 @@ class Attachment:
         # Re-send intents a killed baton left in the store (None: not read yet); fed to the policy
         # after the first resync that worked (spec §7 rule 8).
         self._recovering: list[ResendIntent] | None = None
+        # opencode's models (price, window, connected providers) as of the latest attach that could
+        # fetch them; EMPTY_CATALOG (knows nothing, blocks nothing) until then.
+        self.catalog: Catalog = EMPTY_CATALOG
+        # What the chain checks found against that catalog (shown in /healthz).
+        self.chain_warnings: tuple[Finding, ...] = ()
 
     @property
     def tools_ok(self) -> bool:
@@ -101,6 +113,7 @@ class Attachment:
         self._router.feed(Attached())
         if self.mcp_url is not None:
             self.tools = await self._register_tools(self.mcp_url)
+        await self._check_chains()
         self.ready.set()
         if first and self._on_attach is not None:
             self._on_attach(len(self._policy.sessions))
@@ -146,6 +159,26 @@ class Attachment:
         if status != "connected":
             log.warning("opencode has not connected baton's MCP tools", status=status, url=url)
         return status
+
+    async def _check_chains(self) -> None:
+        """Fetch opencode's catalog (bounded by ``CATALOG_S``) and warn about every chain model
+        that is unknown, unconnected, smaller or pricier than its primary. A failure is logged and
+        keeps the previous catalog and findings; it never stops the attach."""
+        catalog: Catalog | None = None
+        try:
+            with anyio.move_on_after(CATALOG_S):
+                catalog = await self.client.catalog()
+        except OpencodeError as exc:
+            log.warning("could not fetch opencode's models; chains not checked", error=str(exc))
+            return
+        if catalog is None:
+            log.warning("could not fetch opencode's models; chains not checked",
+                        error=f"GET /provider: no answer within {CATALOG_S:g} s")
+            return
+        self.catalog = catalog
+        self.chain_warnings = tuple(check_chains(self._policy.config, catalog))
+        for finding in self.chain_warnings:
+            log.warning(finding.text, check=str(finding.kind), owner=finding.owner, model=finding.model)
 
     async def _check_competing_fallback(self) -> None:
         """Stand down while oh-my-opencode's own fallback is loaded and on: two handlers for one

@@ -32,7 +32,12 @@ SNAPSHOT: dict[str, list[str]] = {
         "TOKEN_ENV", "TokenError", "bearer_matches", "host_allowed", "is_loopback", "load_token",
         "origin_allowed", "read_token",
     ],
-    "baton.chains": ["ResolvedChain", "agent_key_for", "agent_primary_model", "describe", "resolve_chain"],
+    "baton.catalog": ["Catalog", "EMPTY_CATALOG", "ModelInfo", "catalog_from_providers"],
+    "baton.chain_check": ["Finding", "FindingKind", "check_chains", "checked_models"],
+    "baton.chains": [
+        "NamedChain", "ResolvedChain", "agent_key_for", "agent_primary_model", "configured_chains",
+        "describe", "resolve_chain",
+    ],
     "baton.cli": ["app", "main"],
     "baton.clock": ["Clock", "SystemClock"],
     "baton.config": [
@@ -101,7 +106,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "HEARTBEAT_TIMEOUT_S", "MIN_HEARTBEAT_TIMEOUT_S", "SseLines", "StreamListener", "StreamState",
     ],
     "baton.runtime": [],
-    "baton.runtime.attach": ["Attachment", "MCP_NAME", "TOOLS_READY_S"],
+    "baton.runtime.attach": ["Attachment", "CATALOG_S", "MCP_NAME", "TOOLS_READY_S"],
     "baton.runtime.calls": ["CallMatcher", "MATCH_WAIT_S", "TOOL_PREFIX", "json_equal"],
     "baton.runtime.fallback_executor": [
         "ABORT_TIMEOUT_S", "FALLBACK_ACTIONS", "FallbackExecutor", "PROMPT_RETRIES",
