@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "RESEND_INTENT",
+    "AbortTurn",
     "Action",
     "CancelTimer",
     "ClearIntent",
@@ -77,6 +78,8 @@ class ResendIntent:
     retry: int
     seen: tuple[str, ...]
     decided_at: float
+    park_until: float | None = None
+    """Set for a parked turn (:mod:`baton.fallback.parking`): the re-send waits until then."""
 
     def to_row(self) -> dict[str, Any]:
         """The JSON object the store keeps."""
@@ -88,6 +91,12 @@ class ResendIntent:
         """The intent a stored row holds; KeyError or TypeError when it is not one."""
         values: dict[str, Any] = {}
         for f in fields(cls):
+            if f.name == "park_until":
+                value = row.get(f.name)
+                if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+                    raise TypeError(f"park_until: {value!r} is not a time")
+                values[f.name] = value
+                continue
             value = row[f.name]
             if f.name in _INT_FIELDS:
                 ok = isinstance(value, int) and not isinstance(value, bool)
@@ -107,6 +116,14 @@ class ResendIntent:
 
 
 _INT_FIELDS = frozenset({"index", "from_index", "attempts", "retry"})
+
+
+@dataclass(frozen=True, slots=True)
+class AbortTurn:
+    """Stop the session's running turn and nothing more (a park stops opencode's hopeless retry loop)."""
+
+    session_id: str
+    directory: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,4 +182,4 @@ class Note:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Action = Resend | Toast | Schedule | CancelTimer | SaveCooldown | Note | SaveIntent | ClearIntent
+Action = Resend | AbortTurn | Toast | Schedule | CancelTimer | SaveCooldown | Note | SaveIntent | ClearIntent

@@ -257,7 +257,9 @@ def build_engine(
     from what the store holds (after a clean stop or a ``kill -9``), the executors, the router that
     feeds the one and runs the other, the tools' service and the attach sequence on the router,
     and last the stream that feeds it all. Nothing is bound late."""
-    cooldowns = Cooldowns((model, until) for model, until, _ in store.cooldowns(clock.time()))
+    cooldowns = Cooldowns()
+    for row in store.cooling(clock.time()):  # with where each end came from, for baton status
+        cooldowns.extend(row.model, row.until, row.source)
     scheduler = Scheduler(config, cooldowns, store.load_tasks(Task.from_row), store.load_outbox(OutboxRow.from_row))
     policy = FallbackPolicy(config, cooldowns, owned_elsewhere=scheduler.owns)
     jobs = Jobs()

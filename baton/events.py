@@ -13,10 +13,12 @@ from enum import StrEnum
 from typing import Any
 
 from baton.actions import ResendIntent
+from baton.catalog import Catalog
 
 __all__ = [
     "COMPACTION_AGENT",
     "AssistantMessage",
+    "CatalogSeen",
     "Event",
     "PartDelta",
     "PartUpdated",
@@ -110,6 +112,8 @@ class AssistantMessage:
     retry_text: str | None = None
     # True when the fetched message already holds visible output (resync only).
     has_output: bool = False
+    # Tokens the message's request and answer took (opencode's ``tokens``): the session's size.
+    tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,14 @@ class RecoveredResend:
     intent: ResendIntent
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogSeen:
+    """opencode's provider list as baton last fetched it (at each attach): costs, context windows,
+    connected providers, for the guards and the chain walk (:mod:`baton.catalog`)."""
+
+    catalog: Catalog
+
+
 Event = (
     SessionCreated
     | SessionDeleted
@@ -183,4 +195,5 @@ Event = (
     | TimerFired
     | ResendResult
     | RecoveredResend
+    | CatalogSeen
 )

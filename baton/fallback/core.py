@@ -33,6 +33,7 @@ from enum import StrEnum
 from baton.actions import SaveCooldown
 from baton.cooldowns import Cooldowns
 from baton.fallback.errors import ErrorInfo, ErrorType, classify_error, error_text
+from baton.fallback.guards import NO_GUARD, Guard
 from baton.fallback.reset_times import ResetSource, ResetTime, reset_from_headers, reset_from_text
 from baton.models import same_model, split_model
 from baton.settings import RuntimeFallbackConfig
@@ -139,11 +140,13 @@ class FallbackCore:
         avoid: Iterable[str | None],
         now: float,
         connected: frozenset[str] | None = None,
+        guard: Guard = NO_GUARD,
     ) -> Choice | NoCandidate:
         """The first usable entry of ``chain`` after index ``after`` (-1: before the chain).
 
         ``attempts``: fallbacks taken so far; ``avoid``: the failing and current models;
-        ``connected``: opencode's connected providers, None when unknown.
+        ``connected``: opencode's connected providers, None when unknown; ``guard``: the spend
+        and context guards (:mod:`baton.fallback.guards`).
         """
         if not self.rules.enabled:
             return NoCandidate.DISABLED
@@ -156,8 +159,18 @@ class FallbackCore:
                 continue
             if self.cooling(model, now) or not on_connected_provider(model, connected):
                 continue
+            if guard.refusal(model) is not None:
+                continue
             return Choice(index, model)
         return NoCandidate.NO_CANDIDATE
+
+    @staticmethod
+    def refusals(chain: Sequence[str], *, after: int, upto: int | None, guard: Guard) -> tuple[str, ...]:
+        """Why the guard refused the entries of ``chain`` after ``after`` (and before ``upto``):
+        what a journal line says was passed over."""
+        stop = len(chain) if upto is None else upto
+        found = (guard.refusal(chain[i]) for i in range(max(after + 1, 0), stop))
+        return tuple(reason for reason in found if reason is not None)
 
     def start_model(self, chain: Sequence[str], start: int, now: float, connected: frozenset[str] | None) -> int:
         """Where a task starts in ``chain`` (§5.2.5): the first entry from ``start`` that is usable.
@@ -226,6 +239,7 @@ class FallbackCore:
         connected: frozenset[str] | None = None,
         provider_until: float | None = None,
         assume_retryable: bool = False,
+        guard: Guard = NO_GUARD,
     ) -> Decision:
         """One decision per failure of ``failing`` (§4, §6.1, §6.3; background-tasks §10).
 
@@ -245,7 +259,7 @@ class FallbackCore:
             reset = self.reset_time(error, now, provider_until)
             cooldown = self.record_failure(failing, now, why=info.message or "unknown error", reset=reset)
         choice = self.next_model(chain, after=after, attempts=attempts, avoid=(failing, *avoid), now=now,
-                                 connected=connected)
+                                 connected=connected, guard=guard)
         if isinstance(choice, NoCandidate):
             return Decision(Verdict.STAY, info, retryable=True, cooldown=cooldown, reset=reset, reason=choice)
         return Decision(Verdict.SWITCH, info, retryable=True, cooldown=cooldown, reset=reset, choice=choice)

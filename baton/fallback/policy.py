@@ -15,8 +15,10 @@ Theory of operation (rules: ``docs/behaviour/runtime-fallback.md``, cited as §n
 * Timers (:mod:`baton.fallback.timers`). After a switch, a watchdog (an action, not a sleep) moves
   on when the new model shows no output within ``timeout_seconds``; sessions unseen for 30
   minutes are forgotten.
+* Parking (:mod:`baton.fallback.parking`). With no usable model left, the turn is parked: opencode's
+  retry stopped, the message re-sent when the first model of the chain resets.
 * Recovery (:mod:`baton.fallback.recovery`). A re-send a killed baton had decided is finished
-  after its restart, exactly once.
+  after its restart, exactly once; a park is kept.
 
 Composition: :class:`FallbackPolicy` is a facade (the event dispatch and the views) over those
 parts, which share one :class:`baton.fallback.state.PolicyState` and hold no state of their own.
@@ -36,6 +38,7 @@ from baton.cooldowns import Cooldowns
 from baton.events import (
     COMPACTION_AGENT,
     AssistantMessage,
+    CatalogSeen,
     Event,
     PartDelta,
     PartUpdated,
@@ -51,6 +54,7 @@ from baton.events import (
     UserMessage,
 )
 from baton.fallback.core import FallbackCore
+from baton.fallback.parking import Parker
 from baton.fallback.recovery import Recovery
 from baton.fallback.signals import Signals
 from baton.fallback.state import PolicyState, Session, SessionSnapshot
@@ -73,10 +77,11 @@ class FallbackPolicy:
         owned_elsewhere: Callable[[str], bool] = lambda _session_id: False,
     ) -> None:
         self.state = state = PolicyState(config, cooldowns)
-        self.switcher = switcher = Switcher(state)
-        self.tracker = tracker = Tracker(state, switcher, owned_elsewhere)
+        self.parker = parker = Parker(state)
+        self.switcher = switcher = Switcher(state, parker)
+        self.tracker = tracker = Tracker(state, switcher, parker, owned_elsewhere)
         self.signals = signals = Signals(state, switcher, tracker)
-        self.timers = timers = Timers(state, switcher)
+        self.timers = timers = Timers(state, switcher, parker)
         self.recovery = recovery = Recovery(state, switcher)
         # Set while another fallback (oh-my-opencode's own) would act on the same failures (§10.3).
         self.passive_reason: str | None = None
@@ -93,6 +98,7 @@ class FallbackPolicy:
             TimerFired: timers.on_timer,
             ResendResult: switcher.on_resend_result,
             RecoveredResend: recovery.on_recovered,
+            CatalogSeen: self._on_catalog,
         }
 
     # ------------------------------------------------------------------ the shared state
@@ -143,6 +149,8 @@ class FallbackPolicy:
                 chain=s.fb.chain if s.fb else (),
                 awaiting=bool(s.fb and s.fb.awaiting),
                 last_seen=s.last_seen,
+                parked_until=s.fb.parked_until if s.fb else None,
+                park_model=s.fb.park_model if s.fb else None,
             )
             for s in self.sessions.values()
             if s.fb is not None
@@ -151,6 +159,10 @@ class FallbackPolicy:
         return rows
 
     # ------------------------------------------------------------------ events two parts read
+
+    def _on_catalog(self, event: CatalogSeen, now: float) -> Sequence[Action]:
+        self.state.catalog = event.catalog
+        return NO_ACTIONS
 
     def _on_status(self, event: SessionStatus, now: float) -> Sequence[Action]:
         session = self.tracker.session(event.session_id, now)

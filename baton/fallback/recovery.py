@@ -15,6 +15,10 @@ policy decides, exactly once per intent:
 * otherwise (answered, a newer prompt, another model chosen, the session gone, baton already
   acting on the turn since its start, older than :data:`RECOVERY_MAX_AGE_S`): forget the intent,
   journaled.
+
+A parked turn's intent (``park_until`` set, :mod:`baton.fallback.parking`) is kept as a park:
+its timer is set again (at once, if its time passed while baton was down), unless the turn
+moved on meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Sequence
 from baton.actions import Action, ClearIntent, Note, ResendIntent, Schedule
 from baton.events import RecoveredResend, StatusType
 from baton.fallback.core import Choice
+from baton.fallback.parking import clock_time, park_key
 from baton.fallback.state import FallbackState, PolicyState, Session
 from baton.fallback.switching import Switcher, watchdog_key
 from baton.models import same_model
@@ -47,10 +52,13 @@ class Recovery:
         session = self.state.sessions.get(sid)
         fb = session.fb if session is not None else None
         if fb is not None and fb.intent_saved:
-            # The resync showed the turn still failing and this baton switched it itself: that
-            # switch's intent replaced this one in the store.
-            return [Note(sid, "recovery_skipped", "a re-send from before baton's restart was found, but baton "
-                         "already re-sends this turn since its restart")]
+            # The resync showed the turn still failing (or waiting) and this baton switched or
+            # parked it itself: that intent replaced this one in the store.
+            done = "parked this turn again" if fb.parked_until is not None else "already re-sends this turn"
+            return [Note(sid, "recovery_skipped", f"a re-send from before baton's restart was found, but baton "
+                         f"{done} since its restart")]
+        if intent.park_until is not None:
+            return self._repark(session, intent, now)
         why = self._moot(session, intent, now)
         if why is not None:
             return [ClearIntent(sid), Note(sid, "recovery_skipped", f"a re-send on {intent.model} from before "
@@ -70,9 +78,32 @@ class Recovery:
                                            f"baton's restart was dropped: {why}", {"model": intent.model})]
         return self._resend_recovered(session, intent, now)
 
+    def _repark(self, session: Session | None, intent: ResendIntent, now: float) -> list[Action]:
+        """A park from before the restart: keep waiting (or resume now, if its time has come)."""
+        sid = intent.session_id
+        why = self._moot(session, intent, now)
+        if why is None and session is not None and session.turn is not None:
+            turn = session.turn
+            if any(mid not in intent.seen for mid in turn.assistants):
+                why = "the turn ran again since it was parked"
+        if why is not None:
+            return [ClearIntent(sid), Note(sid, "recovery_skipped", f"a park from before baton's restart was "
+                                           f"dropped: {why}", {"model": intent.model})]
+        assert session is not None and intent.park_until is not None
+        fb = self._rebuilt(session, intent, set(intent.seen))
+        fb.parked_until, fb.park_model, fb.parked_at = intent.park_until, intent.model, intent.decided_at
+        fb.intent_saved = True
+        at = max(now, intent.park_until)
+        return [
+            Note(sid, "recovered", f"a park from before baton's restart is kept: re-sending on {intent.model} "
+                 f"at {clock_time(at, now)}", {"model": intent.model, "until": intent.park_until}),
+            Schedule(park_key(sid), at),
+        ]
+
     def _moot(self, session: Session | None, intent: ResendIntent, now: float) -> str | None:
         """Why the intent needs nothing done, judged on what the resync showed; None: it may."""
-        age = now - intent.decided_at
+        # A park's age counts from its end: it may rightly wait for hours.
+        age = now - max(intent.decided_at, intent.park_until or 0.0)
         if age > RECOVERY_MAX_AGE_S:
             return f"it was decided {age / 60:.0f} min ago"
         turn = session.turn if session is not None else None
@@ -114,7 +145,7 @@ class Recovery:
         if self.state.core.cooling(model, now):
             # Cooling since the decision: choose again as the switch would now. With nothing else
             # left it still goes there: no retry of opencode's runs for an aborted turn.
-            choice = self.switcher.prepare(fb, intent.failing, now)
+            choice = self.switcher.prepare(session, intent.failing, now)
             if isinstance(choice, Choice):
                 index, model, retry, also = choice.index, choice.model, 0, f" ({intent.model} is cooling down now)"
                 fb.resend_tries = 1

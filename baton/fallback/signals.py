@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from baton.actions import Action, CancelTimer, Note
 from baton.chains import agent_primary_model
 from baton.events import AssistantMessage, SessionError, SessionStatus
-from baton.fallback.core import Verdict
+from baton.fallback.core import Choice, Verdict
+from baton.fallback.errors import ErrorType
 from baton.fallback.retry_status import provider_retry_at, retry_key
 from baton.fallback.state import PolicyState, Session
 from baton.fallback.switching import NO_ACTIONS, Switcher, watchdog_key
@@ -157,8 +158,11 @@ class Signals:
                 fb.retry_key = key
         # Classify, learn the cooldown (shared by every session and task) and walk the chain once;
         # what follows is what a session does with the decision.
-        decision = self.state.core.decide(error, failing, now, chain=fb.chain, after=fb.index, attempts=fb.attempts,
-                                    avoid=(fb.current,), provider_until=provider_until, assume_retryable=signal)
+        decision = self.state.core.decide(
+            error, failing, now, chain=fb.chain, after=fb.index, attempts=fb.attempts, avoid=(fb.current,),
+            provider_until=provider_until, assume_retryable=signal, connected=self.state.catalog.connected,
+            guard=self.state.guard(session, failing),
+        )
         if decision.cooldown is not None:
             actions.append(decision.cooldown)
         info, retryable = decision.info, decision.retryable
@@ -193,6 +197,9 @@ class Signals:
             if fb.watchdog_at is not None:
                 fb.watchdog_at = None
                 actions.append(CancelTimer(watchdog_key(sid)))
+        if not retryable and info.type is ErrorType.CONTEXT_OVERFLOW and self._larger_model(session, failing, now,
+                                                                                             actions):
+            return actions
         if not retryable:
             actions.append(
                 Note(sid, "not_retryable", f"{failing} failed with an error that is not retryable: "
@@ -203,3 +210,28 @@ class Signals:
                              choice=decision.next)
         return actions
 
+    def _larger_model(self, session: Session, failing: str, now: float, actions: list[Action]) -> bool:
+        """``baton.on_context_overflow: larger-model``: a context overflow moves the session to the
+        next chain model whose window is larger than the failing model's (and than the session).
+        The failing model does not cool: it is fine for smaller sessions. True when switching."""
+        fb = session.fb
+        catalog = self.state.catalog
+        window = catalog.context(failing)
+        if self.state.config.baton.on_context_overflow != "larger-model" or fb is None or window is None:
+            return False
+        need = max(window, session.context_tokens or 0)
+        guard = self.state.guard(session, failing)
+        for index in range(max(fb.index + 1, 0), len(fb.chain)):
+            model = fb.chain[index]
+            larger = catalog.context(model)
+            if larger is None or larger <= need or self.state.core.cooling(model, now):
+                continue
+            if catalog.is_connected(model) is False or guard.refusal(model) is not None:
+                continue
+            self.switcher.switch(session, failing, None, now, actions,
+                                 reason=f"context overflow ({window:,} tokens); {model} holds {larger:,}",
+                                 choice=Choice(index, model))
+            return True
+        actions.append(Note(session.id, "no_fallback", f"{failing} overflowed its context and no chain model has "
+                            "a larger window", {"model": failing}))
+        return True

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from baton.catalog import EMPTY_CATALOG, Catalog
 from baton.chains import resolve_chain
 from baton.cooldowns import Cooldowns
 from baton.events import StatusType
 from baton.fallback.core import FallbackCore
+from baton.fallback.guards import Guard
 from baton.settings import Config, RuntimeFallbackConfig
 
 __all__ = ["FallbackState", "PolicyState", "Prepared", "Session", "SessionSnapshot", "Turn", "parts_by_id"]
@@ -40,6 +42,9 @@ class Turn:
     started: bool = False
     # set when the turn's model was cooling at arrival: switch once the turn starts (§8.6)
     reroute: bool = False
+    # set when the turn went to a fallback model while restore_primary_after_cooldown is on:
+    # back to the primary once the turn starts, if it has cooled
+    restore: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,9 @@ class Prepared:
     abort: bool = False
     # Finishes a re-send a killed baton had decided (spec §7 rule 8).
     recovered: bool = False
+    # A fresh start on ``model`` rather than a step down the chain: a parked turn resumed, or the
+    # primary restored; the commit resets the attempts.
+    restart: bool = False
 
 
 @dataclass(slots=True)
@@ -92,6 +100,11 @@ class FallbackState:
     failed_in_flight: str | None = None
     # The store holds a re-send intent for this session (``SaveIntent`` emitted, not yet cleared).
     intent_saved: bool = False
+    # A parked turn (:mod:`baton.fallback.parking`): the re-send of ``park_model`` waits until
+    # ``parked_until``; ``parked_at`` bounds how long it may wait in all (``max_park_seconds``).
+    parked_until: float | None = None
+    park_model: str | None = None
+    parked_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -107,6 +120,8 @@ class Session:
     agent_raw: str | None = None
     agent_key: str | None = None
     fb: FallbackState | None = None
+    # The session's size in tokens, as its newest assistant message reported it (context guard).
+    context_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +138,8 @@ class SessionSnapshot:
     chain: tuple[str, ...]
     awaiting: bool
     last_seen: float
+    parked_until: float | None = None
+    park_model: str | None = None
 
 
 @dataclass(slots=True)
@@ -135,6 +152,8 @@ class PolicyState:
     # The newest re-send's token: a ``ResendResult`` commits only the switch it answers.
     token: int = 0
     next_sweep: float | None = None
+    catalog: Catalog = EMPTY_CATALOG
+    """opencode's models as the newest attach found them (costs, context windows, connected)."""
 
     @property
     def settings(self) -> RuntimeFallbackConfig:
@@ -143,7 +162,18 @@ class PolicyState:
     @property
     def core(self) -> FallbackCore:
         """The mechanics sessions share with tasks (:mod:`baton.fallback.core`)."""
-        return FallbackCore(self.settings, self.cooldowns)
+        return FallbackCore(self.settings, self.cooldowns, self.config.baton.max_cooldown_seconds)
+
+    def guard(self, session: Session, reference: str | None) -> Guard:
+        """The spend and context guards for a fallback of ``session`` away from ``reference``."""
+        agent = self.config.agents.get(session.agent_key) if session.agent_key else None
+        ratio = agent.max_cost_ratio if agent is not None and agent.max_cost_ratio is not None else None
+        return Guard(
+            self.catalog,
+            max_cost_ratio=ratio if ratio is not None else self.config.baton.max_cost_ratio,
+            reference=reference,
+            context_tokens=session.context_tokens,
+        )
 
     def new_state(self, session: Session, model: str) -> FallbackState:
         """A fresh fallback state for ``session`` on ``model``: its chain resolved now."""

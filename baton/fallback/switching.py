@@ -39,6 +39,7 @@ from baton.actions import (
 from baton.events import ResendOutcome, ResendResult, StatusType
 from baton.fallback.core import Choice, NoCandidate
 from baton.fallback.errors import ErrorInfo, ErrorType
+from baton.fallback.parking import Parker
 from baton.fallback.state import FallbackState, PolicyState, Prepared, Session, Turn
 from baton.models import same_model
 
@@ -94,8 +95,9 @@ def _short(model: str) -> str:
 class Switcher:
     """The steps of a switch and of its re-send (commit, roll back, retry once opencode failed it)."""
 
-    def __init__(self, state: PolicyState) -> None:
+    def __init__(self, state: PolicyState, parker: Parker) -> None:
         self.state = state
+        self.parker = parker
 
     def user_stopped(self, session: Session) -> list[Action]:
         """The user stopped the turn: no fallback, and attempts are not reset (§6.7.2)."""
@@ -105,10 +107,13 @@ class Switcher:
         self.clear_switch(fb, actions, session.id)
         return actions
 
-    def prepare(self, fb: FallbackState, failing: str, now: float) -> Choice | NoCandidate:
+    def prepare(self, session: Session, failing: str, now: float) -> Choice | NoCandidate:
         """Choose the next usable model without changing anything (§6.3); a reason on failure."""
+        fb = session.fb
+        assert fb is not None
         return self.state.core.next_model(fb.chain, after=fb.index, attempts=fb.attempts, avoid=(fb.current, failing),
-                                    now=now)
+                                          now=now, connected=self.state.catalog.connected,
+                                          guard=self.state.guard(session, failing))
 
     def switch(
         self,
@@ -131,6 +136,9 @@ class Switcher:
             # still arrive once opencode runs it.
             actions.append(Note(sid, "ignored", f"{failing} failed while a re-send is in flight; not switching twice"))
             return
+        if fb.parked_until is not None:
+            actions.append(Note(sid, "ignored", f"{failing} failed while the turn is parked; it waits as it is"))
+            return
         if not fb.chain:
             actions.append(
                 Note(sid, "no_chain", f"{failing} failed but this session has no fallback chain "
@@ -138,8 +146,15 @@ class Switcher:
             )
             return
         if choice is None:
-            choice = self.prepare(fb, failing, now)
+            choice = self.prepare(session, failing, now)
+        upto = choice.index if isinstance(choice, Choice) else None
+        guard = self.state.guard(session, failing)
+        refused = self.state.core.refusals(fb.chain, after=fb.index, upto=upto, guard=guard)
+        if refused:
+            actions.append(Note(sid, "guard", "passed over: " + "; ".join(refused), {"refused": list(refused)}))
         if isinstance(choice, NoCandidate):
+            if self.parker.park(session, failing, choice, now, actions):
+                return
             actions.append(
                 Note(sid, "no_fallback", f"{failing} failed and {choice.text}; leaving opencode's own retry running",
                      {"reason": choice.value, "attempts": fb.attempts, "chain": list(fb.chain)})
@@ -157,7 +172,7 @@ class Switcher:
         self.send(session, index, model, failing, reason, 0, now, actions)
 
     def send(self, session: Session, index: int, model: str, failing: str, reason: str, retry: int, now: float,
-              actions: list[Action], *, recovered: bool = False) -> None:
+              actions: list[Action], *, recovered: bool = False, restart: bool = False) -> None:
         """Hold the tentative choice in ``in_flight``, record the intent, and ask for the abort (if
         running) and re-send: the intent is in the store before the re-send's I/O starts."""
         fb = session.fb
@@ -167,7 +182,7 @@ class Switcher:
         abort = session.status in (StatusType.BUSY, StatusType.RETRY)
         self.state.token += 1
         fb.in_flight = Prepared(self.state.token, index, model, failing, reason, retry=retry, abort=abort,
-                                recovered=recovered)
+                                recovered=recovered, restart=restart)
         fb.awaiting = True
         fb.failed_in_flight = None
         if fb.watchdog_at is not None:
@@ -239,6 +254,14 @@ class Switcher:
                      f"(try {prepared.retry}/{RESEND_TRIES}, {event.outcome.value})",
                      {"model": prepared.model, "attempt": fb.attempts, "try": prepared.retry})
             )
+        elif prepared.restart:
+            # A fresh start, not a step down the chain: the park ended, or the primary is back.
+            fb.index, fb.attempts = prepared.index, 0
+            fb.current = fb.pending = prepared.model
+            actions.append(
+                Note(sid, "resent", f"message re-sent on {prepared.model}{after} ({event.outcome.value}): "
+                     f"{prepared.reason}", {"model": prepared.model, "attempt": 0})
+            )
         else:
             fb.index = prepared.index
             fb.attempts += 1
@@ -252,7 +275,10 @@ class Switcher:
         elif self.state.settings.timeout_seconds > 0:
             fb.watchdog_at = now + self.state.settings.timeout_seconds
             actions.append(Schedule(watchdog_key(sid), fb.watchdog_at))
-        if self.state.settings.notify_on_fallback and not prepared.retry:
+        if self.state.settings.notify_on_fallback and prepared.restart:
+            actions.append(Toast(f"baton: {prepared.reason}", f"Continuing on {_short(prepared.model)}", "info",
+                                 session.directory))
+        elif self.state.settings.notify_on_fallback and not prepared.retry:
             actions.append(
                 Toast("baton: model switched",
                       f"{_short(prepared.failing)} is unavailable; continuing on {_short(prepared.model)}",

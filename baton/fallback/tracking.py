@@ -23,6 +23,7 @@ from baton.events import (
     StatusType,
     UserMessage,
 )
+from baton.fallback.parking import Parker
 from baton.fallback.state import PolicyState, Session, Turn, parts_by_id
 from baton.fallback.switching import NO_ACTIONS, Switcher, watchdog_key
 from baton.models import same_model
@@ -36,9 +37,11 @@ OUTPUT_PART_TYPES = frozenset({"text", "reasoning", "tool"})
 class Tracker:
     """Sessions, turns and output; a manual model change; the proactive reroute."""
 
-    def __init__(self, state: PolicyState, switcher: Switcher, owned_elsewhere: Callable[[str], bool]) -> None:
+    def __init__(self, state: PolicyState, switcher: Switcher, parker: Parker,
+                 owned_elsewhere: Callable[[str], bool]) -> None:
         self.state = state
         self.switcher = switcher
+        self.parker = parker
         # Task children belong to the scheduler: one owner per session (§1).
         self.owned_elsewhere = owned_elsewhere
 
@@ -132,6 +135,8 @@ class Tracker:
         if event.parts is not None:
             turn.parts = parts_by_id(event.parts)
         fb = session.fb
+        if fb is not None and self.parker.unpark(fb, actions, session.id, "a new prompt was sent"):
+            self.switcher.clear_intent(fb, actions, session.id)
         if model is None:
             return actions
         if fb is None:
@@ -144,6 +149,8 @@ class Tracker:
             self.switcher.clear_intent(fb, actions, session.id)  # a newer prompt: the re-send is moot (§7 rule 8)
             if not self.is_own_model(session, model):
                 self.manual_change(session, model, now, actions, "a prompt chose another model")
+            elif self.state.settings.restore_primary_after_cooldown and not same_model(model, fb.original):
+                turn.restore = True  # decided when the turn starts: the primary may cool meanwhile
         if self.state.core.cooling(model, now):
             turn.reroute = True
         return actions
@@ -163,6 +170,7 @@ class Tracker:
         if old is not None and old.watchdog_at is not None:
             actions.append(CancelTimer(watchdog_key(session.id)))
         if old is not None:
+            self.parker.unpark(old, actions, session.id, "the model was changed")
             self.switcher.drop_resend_retry(old, actions, session.id)
             self.switcher.clear_intent(old, actions, session.id)
         session.fb = self.state.new_state(session, model)
@@ -175,11 +183,16 @@ class Tracker:
         )
 
     def turn_started(self, session: Session, now: float) -> Sequence[Action]:
-        """First sign the turn runs: carry out a pending proactive reroute (§8.6)."""
+        """First sign the turn runs: go back to the primary, or carry out a pending proactive reroute (§8.6)."""
         turn = session.turn
         if turn is None or turn.started:
             return NO_ACTIONS
         turn.started = True
+        if turn.restore and session.fb is not None:
+            turn.restore = False
+            restored = self._restore_primary(session, now)
+            if restored:
+                return restored
         if not turn.reroute or session.fb is None or turn.model is None:
             return NO_ACTIONS
         turn.reroute = False
@@ -187,6 +200,24 @@ class Tracker:
             return NO_ACTIONS
         actions: list[Action] = []
         self.switcher.switch(session, turn.model, None, now, actions, reason=f"{turn.model} is cooling down")
+        return actions
+
+    def _restore_primary(self, session: Session, now: float) -> list[Action]:
+        """A new turn of a session moved off its primary goes back to it once it has cooled: abort
+        the turn on the fallback model and send it to the primary (a fresh start of the chain)."""
+        fb, turn = session.fb, session.turn
+        assert fb is not None and turn is not None
+        primary = fb.original
+        if fb.in_flight is not None or fb.parked_until is not None or same_model(fb.current, primary):
+            return []
+        if self.state.core.cooling(primary, now) or self.state.catalog.is_connected(primary) is False:
+            return []
+        actions: list[Action] = [Note(session.id, "switch_back", f"{primary} has cooled: this turn goes back to it "
+                                      f"from {fb.current}", {"from": fb.current, "to": primary})]
+        fb.replaced.update(turn.assistants)
+        self.switcher.drop_resend_retry(fb, actions, session.id)
+        fb.resend_tries = 1
+        self.switcher.send(session, -1, primary, fb.current, "back on the primary", 0, now, actions, restart=True)
         return actions
 
     # ------------------------------------------------------------------ status and idle
@@ -209,6 +240,8 @@ class Tracker:
 
     def on_assistant(self, session: Session, event: AssistantMessage, now: float) -> list[Action]:
         """An assistant message of the session: the turn started; its output (§6.6)."""
+        if event.tokens:
+            session.context_tokens = event.tokens
         turn = session.turn
         actions: list[Action] = []
         if turn is not None and (event.parent_id == turn.user_id or event.parent_id is None):

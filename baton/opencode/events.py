@@ -8,7 +8,7 @@ server's ``GET /doc`` (opencode 1.18); ``sessionID`` is read flat or nested alik
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from baton.events import (
     AssistantMessage,
@@ -109,7 +109,26 @@ def message_from_info(info: _Props, parts: list[Any] | None = None) -> Event | N
         finish=finish if isinstance(finish, str) else None,
         retry_text=retry_signal_text(info),
         has_output=bool(parts) and any(_is_output(p) for p in parts),  # type: ignore[union-attr]
+        tokens=_tokens(info.get("tokens")),
     )
+
+
+def _tokens(tokens: object) -> int | None:
+    """A message's size in tokens: ``total``, else input + output + reasoning + cache; None when 0 or absent."""
+    if not isinstance(tokens, Mapping):
+        return None
+    total = tokens.get("total")
+    if _count(total):
+        return total
+    cache = tokens.get("cache")
+    counts = [tokens.get(k) for k in ("input", "output", "reasoning")]
+    counts += [cache.get(k) for k in ("read", "write")] if isinstance(cache, Mapping) else []
+    size = sum(c for c in counts if _count(c))
+    return size or None
+
+
+def _count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _is_output(part: object) -> bool:

@@ -24,7 +24,7 @@ from baton.actions import RESEND_INTENT, ResendIntent
 from baton.catalog import EMPTY_CATALOG, Catalog
 from baton.chain_check import Finding, check_chains
 from baton.clock import Clock
-from baton.events import RecoveredResend
+from baton.events import CatalogSeen, RecoveredResend
 from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient, OpencodeError
 from baton.opencode.resync import resync
@@ -176,6 +176,7 @@ class Attachment:
                         error=f"GET /provider: no answer within {CATALOG_S:g} s")
             return
         self.catalog = catalog
+        self._router.feed(CatalogSeen(catalog))  # the guards and the chain walk use it from now on
         self.chain_warnings = tuple(check_chains(self._policy.config, catalog))
         for finding in self.chain_warnings:
             log.warning(finding.text, check=str(finding.kind), owner=finding.owner, model=finding.model)

@@ -2,7 +2,7 @@
 
 ``Note`` → the journal (and the log), ``SaveCooldown``/``SaveIntent``/``ClearIntent`` → the
 store, at once and in order; ``Schedule``/``CancelTimer`` → :class:`~baton.runtime.timers.Timers`;
-``Resend`` and ``Toast`` → opencode, as jobs. A ``Resend`` (spec §7) aborts the turn when asked,
+``Resend``, ``AbortTurn`` and ``Toast`` → opencode, as jobs. A ``Resend`` (spec §7) aborts the turn when asked,
 then prompts again: a prompt opencode refused right after baton's own abort is tried
 ``PROMPT_RETRIES`` times in all, with backoff; a timed-out prompt may have gone through, so its
 outcome is ``unknown``. Each ``Resend`` comes back as one ``ResendResult``.
@@ -19,6 +19,7 @@ import structlog
 
 from baton.actions import (
     RESEND_INTENT,
+    AbortTurn,
     CancelTimer,
     ClearIntent,
     Note,
@@ -42,8 +43,8 @@ log = structlog.get_logger("baton")
 
 ABORT_TIMEOUT_S = 5.0
 PROMPT_RETRIES = 3
-FALLBACK_ACTIONS: tuple[type, ...] = (Note, Resend, Schedule, CancelTimer, SaveIntent, ClearIntent, SaveCooldown,
-                                      Toast)
+FALLBACK_ACTIONS: tuple[type, ...] = (Note, Resend, AbortTurn, Schedule, CancelTimer, SaveIntent, ClearIntent,
+                                      SaveCooldown, Toast)
 
 
 class FallbackExecutor:
@@ -73,10 +74,12 @@ class FallbackExecutor:
         elif isinstance(action, ClearIntent):
             self.store.put_pending(RESEND_INTENT, action.session_id, None, now)
         elif isinstance(action, SaveCooldown):
-            self.store.save_cooldown(action.model, action.until, action.reason, now)
+            self.store.save_cooldown(action.model, action.until, action.reason, now, source=action.source)
             log.info("model cooling down", model=action.model, seconds=round(action.until - now, 1))
         elif isinstance(action, Toast):
             return partial(self._toast, action)
+        elif isinstance(action, AbortTurn):
+            return partial(self._abort, action)
         return None
 
     async def _resend(self, action: Resend) -> ResendResult:
@@ -117,6 +120,15 @@ class FallbackExecutor:
             return action.message_id, resend_parts(action.parts)
         rows = await self.client.messages(action.session_id, action.directory, limit=RESYNC_MESSAGE_LIMIT)
         return resend_message(rows, action.message_id)
+
+    async def _abort(self, action: AbortTurn) -> None:
+        """Stop a parked turn's retry loop. A failure is logged: the park stands either way, and
+        opencode's own retry then ends the turn as it would have."""
+        try:
+            with anyio.fail_after(ABORT_TIMEOUT_S):
+                await self.client.abort(action.session_id, action.directory)
+        except (OpencodeError, TimeoutError) as exc:
+            log.warning("could not stop a parked turn", session=action.session_id, error=str(exc) or "timed out")
 
     async def _toast(self, action: Toast) -> None:
         # No TUI attached, or it is busy: a toast is a courtesy (spec §7 step 5).

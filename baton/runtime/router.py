@@ -21,6 +21,7 @@ from baton.actions import Action
 from baton.clock import Clock
 from baton.events import (
     AssistantMessage,
+    CatalogSeen,
     Event,
     PartDelta,
     PartUpdated,
@@ -43,7 +44,7 @@ __all__ = ["CORE_EVENTS", "Executor", "FallbackDecider", "Observer", "Router", "
 # Events from opencode's stream (or a resync), which every decider sees; timers and action
 # results go only to the decider that asked for them.
 CORE_EVENTS = (PartDelta, PartUpdated, AssistantMessage, UserMessage, SessionStatus, SessionIdle, SessionError,
-               SessionCreated, SessionDeleted, ResendResult, RecoveredResend)
+               SessionCreated, SessionDeleted, ResendResult, RecoveredResend, CatalogSeen)
 TASK_TIMER_PREFIX = "tasks:"
 
 _R = TypeVar("_R")

@@ -8,8 +8,10 @@ model, walk the chain); what is task-specific is what follows a decision:
 * not retryable — the task fails with the provider's message;
 * switch — abort the child, free the slot, re-queue at the new model key's tail, same session
   and same anchor (§10.4);
-* stay — no model comes next: a turn that ended in error fails the task ``chain_exhausted``,
-  while a retry status leaves opencode's own retry running.
+* stay — no model comes next: with every model of the chain cooling (and parking on, within its
+  cap) the task waits in the queue for the first reset (:mod:`baton.tasks.waiting`); else a turn
+  that ended in error fails the task ``chain_exhausted``, while a retry status leaves opencode's
+  own retry running.
 
 A retry, like a launch, skips providers opencode has not connected (as the newest launch found
 them, :attr:`baton.tasks.state.SchedulerState.connected`).
@@ -20,11 +22,13 @@ from __future__ import annotations
 from baton.actions import Note
 from baton.events import StatusType
 from baton.fallback.core import Choice, Verdict
+from baton.fallback.parking import clock_time
 from baton.tasks.actions import TaskAction
 from baton.tasks.lifecycle import Lifecycle
 from baton.tasks.model import Attempt, EndReason, Task, TaskEvent, TaskStatus
 from baton.tasks.queues import concurrency_key
 from baton.tasks.state import SchedulerState
+from baton.tasks.waiting import Waiting
 
 __all__ = ["Children"]
 
@@ -32,9 +36,10 @@ __all__ = ["Children"]
 class Children:
     """Turns what a child says into transitions; the fallback's task half."""
 
-    def __init__(self, state: SchedulerState, lifecycle: Lifecycle) -> None:
+    def __init__(self, state: SchedulerState, lifecycle: Lifecycle, waiting: Waiting) -> None:
         self.state = state
         self.lifecycle = lifecycle
+        self.waiting = waiting
 
     def started(self, task: Task, now: float, actions: list[TaskAction]) -> None:
         """The child accepted the prompt (or answered it, which proves it): the task runs."""
@@ -92,13 +97,18 @@ class Children:
                 end(task, TaskEvent.FAIL, EndReason.ERROR, now, actions, error=message)
         elif decision.choice is not None:
             self.requeue(task, decision.choice, message, now, actions)
+        elif (wait := self.waiting.reset_wait(task, now)) is not None:
+            # Every model cooling: wait in the queue for the first reset instead of failing.
+            self.requeue(task, Choice(wait.position, wait.model), message, now, actions, not_before=wait.until)
         elif not signal:
             # A retry status without a next model leaves opencode's own retry running; a turn
             # that ended in error fails the task.
             end(task, TaskEvent.FAIL, EndReason.CHAIN_EXHAUSTED, now, actions, error=message)
 
-    def requeue(self, task: Task, choice: Choice, reason: str, now: float, actions: list[TaskAction]) -> None:
-        """Abort, free the slot, re-queue at the new key's tail; same session and anchor (§10.4)."""
+    def requeue(self, task: Task, choice: Choice, reason: str, now: float, actions: list[TaskAction], *,
+                not_before: float | None = None) -> None:
+        """Abort, free the slot, re-queue at the new key's tail; same session and anchor (§10.4);
+        with ``not_before``, the task is not granted before then (its chain is cooling)."""
         old_key, old_model = task.key, task.model
         task.attempts[-1].ended_at = now
         task.attempts[-1].error = reason
@@ -107,9 +117,17 @@ class Children:
         self.state.index.move(task, TaskEvent.RETRY, requeue=(concurrency_key(model, task.agent), now))
         task.model, task.attempt, task.variant = model, choice.index, None
         task.attempts.append(Attempt(model))
+        if not_before is not None:
+            self.waiting.hold(task, not_before, actions)
         self.state.save(task, actions)
-        actions.append(Note(task.parent_session_id, "task_retry",
-                            f"task {task.id}: {old_model} failed ({reason[:200]}); queued again on {model}",
-                            {"task": task.id, "from": old_model, "to": model}))
+        if not_before is None:
+            actions.append(Note(task.parent_session_id, "task_retry",
+                                f"task {task.id}: {old_model} failed ({reason[:200]}); queued again on {model}",
+                                {"task": task.id, "from": old_model, "to": model}))
+        else:
+            actions.append(Note(task.parent_session_id, "task_parked",
+                                f"task {task.id}: {old_model} failed ({reason[:200]}) and every model of its chain "
+                                f"is cooling; waiting in the queue for {model}, back at {clock_time(not_before, now)}",
+                                {"task": task.id, "from": old_model, "to": model, "until": not_before}))
         self.lifecycle.grant(old_key, now, actions)
         self.lifecycle.grant(task.key, now, actions)

@@ -58,6 +58,10 @@ class Lifecycle:
         """Give free slots of ``key`` to its queue head(s), in this very step (§5.4 rule 2)."""
         index = self.index
         while (head := index.head(key)) is not None and index.has_slot(key):
+            if head.not_before is not None:
+                if head.not_before > now:
+                    break  # its chain is cooling: it waits for the reset (and the key with it)
+                head.not_before = None
             index.move(head, TaskEvent.GRANT)
             index.key_progress[key] = now
             self.state.save(head, actions)

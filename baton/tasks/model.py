@@ -238,6 +238,8 @@ class Task:
     anchor_text: str | None = None
     """Text of the anchor when it is a waking notification rather than the prompt (§8.3); a
     fallback re-send repeats the anchor, so it must repeat that text."""
+    not_before: float | None = None
+    """A waiting task is not granted before then: its whole chain was cooling (:mod:`baton.tasks.waiting`)."""
 
     @property
     def live(self) -> bool:
@@ -269,7 +271,7 @@ class Task:
             "last_tool": self.last_tool, "result": self.result, "notify": self.notify.value,
             "stop_reason": self.stop_reason.value if self.stop_reason is not None else None,
             "batch_closed": self.batch_closed, "cascaded": self.cascaded, "prompt_resends": self.prompt_resends,
-            "anchor_text": self.anchor_text,
+            "anchor_text": self.anchor_text, "not_before": self.not_before,
         }
 
     @classmethod

@@ -17,12 +17,13 @@ and outbox rows; :meth:`Recovery.resume` then re-issues whatever was in flight:
 
 from __future__ import annotations
 
-from baton.actions import Note
+from baton.actions import Note, Schedule
 from baton.tasks.actions import CreateChild, LookupSession, SaveOutbox, TaskAction
 from baton.tasks.events import Attached, Detached, HostRestarted
 from baton.tasks.lifecycle import Lifecycle, child_title
-from baton.tasks.model import LIVE, EndReason, Mode, NotifyState, Task, TaskEvent, TaskStatus
+from baton.tasks.model import LIVE, WAITING, EndReason, Mode, NotifyState, Task, TaskEvent, TaskStatus
 from baton.tasks.state import SchedulerState
+from baton.tasks.waiting import wake_timer
 
 __all__ = ["Recovery"]
 
@@ -62,6 +63,9 @@ class Recovery:
                 self.index.key_progress[task.key] = now
                 if task.stop_reason is not None:
                     self.state.abort(task, now, actions)
+        # Tasks still waiting for a reset: their wake-ups again.
+        actions.extend(Schedule(wake_timer(task.id), task.not_before) for task in tasks
+                       if task.not_before is not None and task.not_before > now and task.status in WAITING)
         for key in list(self.index.queues):
             self.lifecycle.grant(key, now, actions)
         if self.index.slot_holders or self.notifier.parents:

@@ -57,6 +57,7 @@ from baton.actions import Note
 from baton.cooldowns import Cooldowns
 from baton.events import (
     AssistantMessage,
+    CatalogSeen,
     PartDelta,
     PartUpdated,
     SessionDeleted,
@@ -109,6 +110,7 @@ from baton.tasks.results import Results
 from baton.tasks.state import SchedulerState
 from baton.tasks.stream import StreamEvents
 from baton.tasks.timeouts import Timeouts
+from baton.tasks.waiting import Waiting
 from baton.tasks.watch import ChildWatch
 
 # Ended tasks kept per parent for background_output and `baton tasks --all` (spec §16).
@@ -180,7 +182,8 @@ class Scheduler:
     ) -> None:
         self.state = state = SchedulerState(config, cooldowns, tasks, outbox, ids or IdSource())
         self.lifecycle = lifecycle = Lifecycle(state)
-        self.children = children = Children(state, lifecycle)
+        self.waiting = waiting = Waiting(state)
+        self.children = children = Children(state, lifecycle, waiting)
         self.timeouts = timeouts = Timeouts(state, lifecycle)
         self.recovery = recovery = Recovery(state, lifecycle)
         self.results = results = Results(state, lifecycle, children, timeouts, recovery)
@@ -209,6 +212,7 @@ class Scheduler:
             Detached: recovery.on_detached,
             Attached: recovery.on_attached,
             HostRestarted: recovery.on_host_restarted,
+            CatalogSeen: self._on_catalog,
         }
 
     # ------------------------------------------------------------------ the shared state, as before
@@ -332,6 +336,9 @@ class Scheduler:
         actions.append(Note(task.parent_session_id, "task_launch",
                             f"task {task.id} launched ({task.agent} on {task.model or 'default model'})",
                             {"task": task.id, "key": task.key, "mode": task.mode.value}))
+        if task.model is not None and (wait := self.waiting.reset_wait(task, now)) is not None:
+            self.waiting.hold(task, wait.until, actions)  # every model cooling: wait for the first reset
+            self.state.save(task, actions)
         self.lifecycle.grant(task.key, now, actions)
         self.state.arm_tick(now, actions)
         position = len(self.index.queues[task.key]) if task.status is TaskStatus.QUEUED else None  # the tail
@@ -420,6 +427,12 @@ class Scheduler:
     def resume(self, now: float) -> list[TaskAction]:
         """Call once after constructing from stored rows, when the engine is attached (§15.2-4)."""
         return self.recovery.resume(now)
+
+    def _on_catalog(self, event: CatalogSeen, now: float) -> list[TaskAction]:
+        self.state.catalog = event.catalog
+        if event.catalog.connected is not None:
+            self.state.connected = event.catalog.connected
+        return []
 
     def handle(self, event: SchedulerEvent, now: float) -> list[TaskAction]:
         """Feed one event; return what the engine must do, saves first. Cheap for stream events."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from baton.actions import Schedule
+from baton.catalog import EMPTY_CATALOG, Catalog
 from baton.cooldowns import Cooldowns
 from baton.fallback.core import FallbackCore
 from baton.settings import BackgroundTaskConfig, Config
@@ -62,7 +63,9 @@ class SchedulerState:
         """Tasks with unsaved activity times; saved at the next tick."""
         self.detached_at: float | None = None
         self.connected: frozenset[str] | None = None
-        """Providers opencode can call, as the newest launch found them; None: unknown (all count)."""
+        """Providers opencode can call, as the newest launch or attach found them; None: unknown (all count)."""
+        self.catalog: Catalog = EMPTY_CATALOG
+        """opencode's models (costs, context windows) as the newest attach found them."""
 
     @property
     def core(self) -> FallbackCore:

@@ -26,12 +26,13 @@ from baton.models import same_model
 from baton.tasks.actions import TaskAction
 from baton.tasks.children import Children
 from baton.tasks.lifecycle import Lifecycle
-from baton.tasks.model import EndReason, TaskEvent, TaskStatus
+from baton.tasks.model import WAITING, EndReason, TaskEvent, TaskStatus
 from baton.tasks.notify import deliver_timer
 from baton.tasks.results import Results
 from baton.tasks.state import TICK_KEY, SchedulerState
 from baton.tasks.timeouts import Timeouts
 from baton.tasks.transient import host_retry_timer
+from baton.tasks.waiting import WAKE_PREFIX
 
 __all__ = ["StreamEvents"]
 
@@ -157,6 +158,13 @@ class StreamEvents:
         """The tick, a host-call retry, or a parent's delivery timer."""
         if event.key == TICK_KEY:
             return self.timeouts.tick(now)
+        if event.key.startswith(WAKE_PREFIX):
+            task = self.state.index.tasks.get(event.key[len(WAKE_PREFIX):])
+            woken: list[TaskAction] = []
+            if task is not None and task.status in WAITING:
+                self.lifecycle.grant(task.key, now, woken)
+                self.state.arm_tick(now, woken)
+            return woken
         if event.key.startswith(HOST_RETRY_PREFIX):
             return self.results.on_host_retry(event.key[len(HOST_RETRY_PREFIX):], now)
         if event.key.startswith(DELIVER_PREFIX):

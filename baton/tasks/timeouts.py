@@ -72,9 +72,13 @@ class Timeouts:
         ttl = self.state.settings.task_ttl_ms / 1000
         for key in list(self.index.queues):
             progress = self.index.key_progress.get(key, float("-inf"))
-            while (head := self.index.head(key)) is not None and now - max(head.queued_at, progress) > ttl:
+            while (head := self.index.head(key)) is not None:
+                # A task waiting out a cooldown is not stuck before its reset (:mod:`baton.tasks.waiting`).
+                since = max(head.queued_at, progress, head.not_before or head.queued_at)
+                if now - since <= ttl:
+                    break
                 self.lifecycle.end(head, TaskEvent.QUEUE_TIMEOUT, EndReason.QUEUE_STUCK, now, actions,
-                                   error=f"no slot of {key} was granted or used for {texts.duration(now - progress)}")
+                                   error=f"no slot of {key} was granted or used for {texts.duration(now - since)}")
 
     def tick(self, now: float) -> list[TaskAction]:
         """The periodic tick: timeouts, aborts of ended children, T3, activity saves, the backup poll."""

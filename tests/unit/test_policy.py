@@ -160,10 +160,11 @@ def test_duplicated_error_events_decide_once(tmp_path: Path) -> None:
     assert s.error(S, "Too many requests", 429) == []
 
 
-def test_chain_exhausted_touches_nothing(tmp_path: Path) -> None:
-    """With every fallback cooling, baton neither aborts nor re-sends: opencode keeps retrying."""
+def test_chain_exhausted_without_parking_touches_nothing(tmp_path: Path) -> None:
+    """park_when_exhausted off: with every fallback cooling, baton neither aborts nor re-sends:
+    opencode keeps retrying."""
     cool = Cooldowns([("fake/backup", 2e9), ("fake/third", 2e9)])
-    s = sim(tmp_path, cooldowns=cool)
+    s = sim(tmp_path, {"baton": {"park_when_exhausted": False}}, cooldowns=cool)
     s.start_turn(S)
     actions = s.retry(S)
     assert resends(actions) == []
@@ -174,7 +175,7 @@ def test_chain_exhausted_touches_nothing(tmp_path: Path) -> None:
 
 def test_max_attempts_stops_switching(tmp_path: Path) -> None:
     """After max_fallback_attempts switches the chain is not walked further."""
-    s = sim(tmp_path, {"runtime_fallback": {"max_fallback_attempts": 1}})
+    s = sim(tmp_path, {"runtime_fallback": {"max_fallback_attempts": 1}, "baton": {"park_when_exhausted": False}})
     switched(s)
     s.assistant(S, "msg_a2", "msg_u1", "fake/backup")
     actions = s.retry(S, 1, "Rate limit exceeded")

@@ -22,12 +22,16 @@ S = "ses_1"
 DIRECTORY = "/work/project"
 PRIMARY, BACKUP, THIRD = "fake/primary", "router/vendor/backup-1", "fake/third"
 KINDS = {"answered", "ignored", "no_chain", "no_fallback", "not_retryable", "reset", "resend_failed",
-         "resend_gave_up", "resend_retry", "resend_running", "resent", "switch", "user_stop", "watchdog"}
+         "resend_gave_up", "resend_retry", "resend_running", "resent", "switch", "user_stop", "watchdog",
+         "parked", "park_refused", "unparked", "resumed", "park_gave_up", "switch_back", "guard"}
+NO_PARKING = {"baton": {"park_when_exhausted": False}}
 FIBERS = "All fibers interrupted without error"
 
 
-def sim(tmp_path: Path, chain: list[str] | None = None, **rf: Any) -> Sim:
+def sim(tmp_path: Path, chain: list[str] | None = None, baton: dict[str, Any] | None = None, **rf: Any) -> Sim:
     settings: dict[str, Any] = {"agents": {"build": {"fallback_models": [BACKUP, THIRD] if chain is None else chain}}}
+    if baton:
+        settings["baton"] = baton
     if rf:
         settings["runtime_fallback"] = rf
     s = Sim(make_config(tmp_path, settings))
@@ -118,7 +122,8 @@ SCENARIOS: dict[str, tuple[Callable[[Sim], None], dict[str, Any], set[str]]] = {
     "refused": (scenario_refused, {}, {"switch", "resend_failed"}),
     "watchdog": (scenario_watchdog, {}, {"watchdog", "switch", "resent"}),
     "no chain": (scenario_failure, {"chain": []}, {"no_chain"}),
-    "chain used up": (scenario_failure, {"chain": [PRIMARY]}, {"no_fallback"}),
+    "chain used up": (scenario_failure, {"chain": [PRIMARY]}, {"parked"}),
+    "chain used up, parking off": (scenario_failure, {"chain": [PRIMARY], **NO_PARKING}, {"no_fallback"}),
     "user stop and reset": (scenario_user_stop_and_reset, {}, {"user_stop", "reset"}),
     "in flight, stale outcome": (scenario_in_flight_and_stale_outcome, {}, {"reset", "resent"}),
     "not retryable": (scenario_not_retryable, {}, {"not_retryable"}),
@@ -130,8 +135,7 @@ SCENARIOS: dict[str, tuple[Callable[[Sim], None], dict[str, Any], set[str]]] = {
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_journal_lines_belong_to_their_session_and_say_what_happened(tmp_path: Path, name: str) -> None:
     play, options, expected = SCENARIOS[name]
-    chain = options.get("chain")
-    s = sim(tmp_path, chain)
+    s = sim(tmp_path, options.get("chain"), options.get("baton"))
     play(s)
     journal = notes(s.log)
     assert expected <= {n.kind for n in journal}
@@ -139,7 +143,8 @@ def test_journal_lines_belong_to_their_session_and_say_what_happened(tmp_path: P
         assert isinstance(note, Note) and note.session_id == S and note.kind in KINDS
         assert isinstance(note.text, str) and note.text and isinstance(note.data, dict)
     for toast in toasts(s.log):
-        assert isinstance(toast, Toast) and toast.title in {"baton: model switched", "baton: fallback failed"}
+        assert isinstance(toast, Toast) and toast.title in {"baton: model switched", "baton: fallback failed",
+                                                            "baton: turn parked"}
         assert toast.message and toast.directory == DIRECTORY
 
 
@@ -168,7 +173,7 @@ def test_a_refused_resend_is_journaled_and_toasted_with_opencode_s_words(tmp_pat
 
 
 def test_the_reasons_for_not_switching_are_journaled_with_their_data(tmp_path: Path) -> None:
-    s = sim(tmp_path, [PRIMARY])
+    s = sim(tmp_path, [PRIMARY], NO_PARKING["baton"])
     s.start_turn(S, model=PRIMARY)
     (stay,) = notes(s.retry(S), "no_fallback")
     assert stay.data == {"reason": "no_candidate", "attempts": 0, "chain": [PRIMARY]} and PRIMARY in stay.text

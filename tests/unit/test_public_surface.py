@@ -25,8 +25,8 @@ SNAPSHOT: dict[str, list[str]] = {
         "unknown_keys", "validate",
     ],
     "baton.actions": [
-        "Action", "CancelTimer", "ClearIntent", "Note", "RESEND_INTENT", "Resend", "ResendIntent",
-        "SaveCooldown", "SaveIntent", "Schedule", "Toast",
+        "AbortTurn", "Action", "CancelTimer", "ClearIntent", "Note", "RESEND_INTENT", "Resend",
+        "ResendIntent", "SaveCooldown", "SaveIntent", "Schedule", "Toast",
     ],
     "baton.auth": [
         "TOKEN_ENV", "TokenError", "bearer_matches", "host_allowed", "is_loopback", "load_token",
@@ -55,9 +55,9 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.engine": ["Engine", "EngineStats"],
     "baton.errors": ["BatonError"],
     "baton.events": [
-        "AssistantMessage", "COMPACTION_AGENT", "Event", "PartDelta", "PartUpdated", "RecoveredResend",
-        "ResendOutcome", "ResendResult", "SessionCreated", "SessionDeleted", "SessionError", "SessionIdle",
-        "SessionStatus", "StatusType", "TimerFired", "UserMessage",
+        "AssistantMessage", "COMPACTION_AGENT", "CatalogSeen", "Event", "PartDelta", "PartUpdated",
+        "RecoveredResend", "ResendOutcome", "ResendResult", "SessionCreated", "SessionDeleted",
+        "SessionError", "SessionIdle", "SessionStatus", "StatusType", "TimerFired", "UserMessage",
     ],
     "baton.fallback": [],
     "baton.fallback.core": [
@@ -68,6 +68,8 @@ SNAPSHOT: dict[str, list[str]] = {
         "DEFAULT_RETRY_ON_ERRORS", "ErrorInfo", "ErrorType", "classify_error", "error_parts_text", "error_text",
         "retry_signal_text",
     ],
+    "baton.fallback.guards": ["Guard", "NO_GUARD"],
+    "baton.fallback.parking": ["PARK_GRACE_S", "Parker", "clock_time", "park_key"],
     "baton.fallback.policy": ["FallbackPolicy"],
     "baton.fallback.recovery": ["RECOVERY_MAX_AGE_S", "Recovery"],
     "baton.fallback.reset_times": [
@@ -181,6 +183,7 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.tasks.transient": [
         "HOST_RETRY_BUDGET_S", "HOST_RETRY_FIRST_S", "HOST_RETRY_MAX_S", "HostRetry", "host_retry_timer",
     ],
+    "baton.tasks.waiting": ["WAKE_PREFIX", "Wait", "Waiting", "wake_timer"],
     "baton.tasks.watch": ["ChildWatch", "RESULT_CAP", "call_signature"],
     "baton.testing": [],
     "baton.testing.baton_process": ["BatonProcess"],

@@ -14,6 +14,7 @@ from baton.tasks.events import PromptRejected
 CHAIN = {"agents": {"explore": {"model": "prov/a", "fallback_models": ["prov/b", "other/c"]}},
          "background_task": {"modelConcurrency": {"prov/b": 1}}}
 RATE_LIMIT = {"name": "APIError", "data": {"message": "Rate limit exceeded", "statusCode": 429}}
+NO_PARKING = {"baton": {"park_when_exhausted": False}}
 
 
 def running(s: Sim, **kw: Any) -> Any:
@@ -72,8 +73,9 @@ def test_a_retry_status_acts_at_once() -> None:
 
 
 def test_a_retry_status_without_a_next_model_leaves_opencodes_retry_running() -> None:
-    """Decision: with no model left, a retry status does not end the task (opencode may still succeed)."""
-    s = Sim()
+    """Decision: with no model left and parking off, a retry status does not end the task (opencode
+    may still succeed)."""
+    s = Sim({"baton": {"park_when_exhausted": False}})
     task = running(s)
     s.status(task.session_id, StatusType.RETRY, "Rate limit exceeded, retrying in 5s")
     assert task.status is TaskStatus.RUNNING
@@ -91,8 +93,8 @@ def test_a_non_retryable_error_fails_and_notifies() -> None:
 
 
 def test_the_chain_running_out_fails_the_task() -> None:
-    """After the last model fails, the task fails as chain exhausted."""
-    s = Sim(CHAIN)
+    """After the last model fails, with parking off, the task fails as chain exhausted."""
+    s = Sim({**CHAIN, **NO_PARKING})
     task = running(s)
     for _ in range(2):
         s.feed(SessionError(task.session_id, RATE_LIMIT))
@@ -171,8 +173,9 @@ def test_a_retry_skips_providers_opencode_has_not_connected_like_a_launch() -> N
 
 
 def test_a_retry_with_no_connected_model_left_fails_as_chain_exhausted() -> None:
-    """Only unconnected providers after the failing model: no retry, the task fails (chain exhausted)."""
-    s = Sim({"agents": {"explore": {"model": "prov/a", "fallback_models": ["mid/b"]}}})
+    """Only unconnected providers after the failing model: no retry, the task fails (chain exhausted)
+    — parking off; with it, the task waits for the failing model's reset (test_task_waiting.py)."""
+    s = Sim({"agents": {"explore": {"model": "prov/a", "fallback_models": ["mid/b"]}}, **NO_PARKING})
     task = running(s, connected_providers=frozenset({"prov"}))
     s.feed(SessionError(task.session_id, RATE_LIMIT))
     assert task.status is TaskStatus.FAILED and task.end_reason is EndReason.CHAIN_EXHAUSTED

@@ -231,13 +231,18 @@ class SchedulerMachine(RuleBasedStateMachine):
         """Never lost: once opencode and the parents cooperate, every pending notification goes out."""
         if not hasattr(self, "sim"):
             return
-        for _ in range(8):
+        # Rounds of 31 s until nothing is pending (tasks queued behind each other, or waiting out a
+        # cooldown, end one stale timeout after another); 40 rounds bound it.
+        stuck: list[str] = []
+        for _ in range(40):
             for parent in PARENTS:
                 self.parent_status(parent, busy=False)
             self.engine_catches_up()
             self.time_passes(31.0)
             self.engine_catches_up()
-        stuck = [r["id"] for r in self.sim.outbox.values() if r["state"] == "pending"]
+            stuck = [r["id"] for r in self.sim.outbox.values() if r["state"] == "pending"]
+            if not stuck and not self.tasks(*LIVE):
+                break
         assert not stuck, f"undelivered after quiescence: {stuck}"
 
     # ------------------------------------------------------------------ invariants
