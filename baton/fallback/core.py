@@ -191,15 +191,16 @@ class FallbackCore:
     def reset_time(self, error: object, now: float, provider_until: float | None = None) -> ResetTime:
         """When a model that failed with ``error`` is usable again (issue 8 §2).
 
-        Precedence: ``provider_until`` (opencode's retry ``next``), the response headers
-        (Retry-After, then rate-limit resets), the error's text, the configured
-        ``cooldown_seconds``; capped at ``max_cooldown_seconds``.
+        Precedence: what the provider said — the response headers (Retry-After, then rate-limit
+        resets), then the error's text ("resets after 3h12m") — then ``provider_until``
+        (opencode's retry ``next``: a Retry-After it read, or only its own backoff), then the
+        configured ``cooldown_seconds``; capped at ``max_cooldown_seconds``.
         """
         reset = (
-            (ResetTime(provider_until, ResetSource.OPENCODE_RETRY, "retry status next")
-             if provider_until is not None else None)
-            or reset_from_headers(error, now)
+            reset_from_headers(error, now)
             or reset_from_text(error_text(error), now)
+            or (ResetTime(provider_until, ResetSource.OPENCODE_RETRY, "retry status next")
+                if provider_until is not None else None)
             or ResetTime(now + self.rules.cooldown_seconds, ResetSource.CONFIGURED,
                          f"cooldown_seconds {self.rules.cooldown_seconds:g}")
         )

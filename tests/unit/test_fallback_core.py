@@ -146,12 +146,15 @@ def test_a_retryable_failure_cools_the_model_and_switches_past_it() -> None:
 
 
 def test_the_providers_retry_time_sets_the_cooldown() -> None:
-    """``provider_until`` (a retry status's time) wins, else the error's Retry-After header."""
+    """The error's Retry-After header (the provider's own word) wins over ``provider_until`` (a retry
+    status's time, often only opencode's backoff); that time applies when the provider said nothing."""
     with_header = {"name": "APIError", "data": {"message": "Too many requests", "statusCode": 429,
                                                 "responseHeaders": {"retry-after": "120"}}}
     decision = core().decide(with_header, "prov/a", NOW, chain=CHAIN, after=0, attempts=0)
     assert decision.cooldown is not None and decision.cooldown.until == NOW + 120
     decision = core().decide(with_header, "prov/a", NOW, chain=CHAIN, after=0, attempts=0, provider_until=NOW + 5)
+    assert decision.cooldown is not None and decision.cooldown.until == NOW + 120
+    decision = core().decide(RATE_LIMIT, "prov/a", NOW, chain=CHAIN, after=0, attempts=0, provider_until=NOW + 5)
     assert decision.cooldown is not None and decision.cooldown.until == NOW + 5
 
 

@@ -207,8 +207,10 @@ TEXT_ONLY = with_headers({}, "Rate limit reached. Please try again in 20 minutes
 @pytest.mark.parametrize(
     ("error", "provider_until", "until", "source"),
     [
-        (BOTH, NOW + 5, NOW + 5, ResetSource.OPENCODE_RETRY),
+        (BOTH, NOW + 5, NOW + 120, ResetSource.RETRY_AFTER_HEADER),
         (BOTH, None, NOW + 120, ResetSource.RETRY_AFTER_HEADER),
+        (TEXT_ONLY, NOW + 5, NOW + 1200, ResetSource.PROVIDER_TEXT),
+        (with_headers({}, "Rate limit exceeded"), NOW + 5, NOW + 5, ResetSource.OPENCODE_RETRY),
         (with_headers({"x-ratelimit-reset": "300"}, "Too many requests. Try again in 20 minutes."), None,
          NOW + 300, ResetSource.RATE_LIMIT_HEADER),
         (TEXT_ONLY, None, NOW + 1200, ResetSource.PROVIDER_TEXT),
@@ -216,7 +218,7 @@ TEXT_ONLY = with_headers({}, "Rate limit reached. Please try again in 20 minutes
         (with_headers({}, "Rate limit exceeded"), None, NOW + 60, ResetSource.CONFIGURED),
     ],
 )
-def test_precedence_opencode_then_headers_then_text_then_configured(
+def test_precedence_headers_then_text_then_opencode_then_configured(
     error: object, provider_until: float | None, until: float, source: ResetSource
 ) -> None:
     cooldown = decide(error, provider_until)
@@ -232,8 +234,8 @@ def test_a_reset_time_is_capped_at_the_max_cooldown() -> None:
     assert decision.cooldown.source == ResetSource.PROVIDER_TEXT
     assert decision.reset is not None and "capped" in decision.reset.detail
     assert shared.until("prov/a") == NOW + HOUR and shared.source("prov/a") == "provider text"
-    opencode = core(max_cooldown=HOUR).decide(BOTH, "prov/a", NOW, chain=("prov/a",), after=0, attempts=0,
-                                              provider_until=NOW + 7 * DAY)
+    opencode = core(max_cooldown=HOUR).decide("Rate limit exceeded", "prov/a", NOW, chain=("prov/a",), after=0,
+                                              attempts=0, provider_until=NOW + 7 * DAY)
     assert opencode.cooldown is not None and opencode.cooldown.until == NOW + HOUR
 
 
