@@ -8,9 +8,10 @@ state (children that exist, messages received) survives those restarts, as it wo
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from task_sim import Sim
@@ -296,9 +297,18 @@ class SchedulerMachine(RuleBasedStateMachine):
                 assert self.children.get(task.id, task.session_id) == task.session_id
 
 
+def _machine_settings(_: object) -> settings:
+    """80 examples under the ci profile, 20 times as many under BATON_HYPOTHESIS_PROFILE=deep
+    (tests/conftest.py). Under mutmut (scripts/mutation.py names the mutant in MUTANT_UNDER_TEST
+    when the test runs) only the verdict counts: a failure is not shrunk, which would take tens of
+    seconds per mutant and tell nothing more."""
+    mutating = bool(os.environ.get("MUTANT_UNDER_TEST"))
+    return settings(
+        max_examples=80 * settings().max_examples // 100, stateful_step_count=50, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        phases=[p for p in settings().phases if not (mutating and p is Phase.shrink)],
+    )
+
+
 TestSchedulerMachine = SchedulerMachine.TestCase
-# 80 examples under the ci profile, 20 times as many under BATON_HYPOTHESIS_PROFILE=deep (tests/conftest.py).
-TestSchedulerMachine.settings = settings(
-    max_examples=80 * settings().max_examples // 100, stateful_step_count=50, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+TestSchedulerMachine.settings = property(_machine_settings)  # type: ignore[assignment]  # read at run time
