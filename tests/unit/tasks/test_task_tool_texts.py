@@ -67,6 +67,8 @@ def ended_on(s: Sim, session: str, **kw: Any) -> Any:
          "session ses_unknown is not the session of a baton task, so it cannot be continued. Omit session_id to "
          "start a new task."),
     ],
+    ids=["description", "prompt", "background", "call_agent_category", "neither", "agents_unknown", "unknown_agent",
+         "no_usable_agent", "primary_agent", "lineage_error", "no_root", "depth", "not_a_task_session"],
 )
 def test_each_refusal_in_full(kw: dict[str, Any], text: str) -> None:
     """§14.2.1, §13.3, §13.7: the refusal names the problem and the way on, and ends "Nothing was created"."""
