@@ -262,6 +262,13 @@ def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
                                      s["original"] or "-", f"{s['attempts']}/{s['max_attempts']}",
                                      "yes" if s["awaiting"] else ""))
         parts.append(sessions)
+        parked = [s for s in data["sessions"] if s.get("parked_until")]
+        if parked:
+            table = Table("session", "resumes at", "on model", "waiting for", title="parked turns")
+            for s in parked:
+                table.add_row(*_cells(s["id"], _resets_at(s["parked_until"], now), s["park_model"] or "-",
+                                      f"{max(0.0, s['parked_until'] - now):.0f}s"))
+            parts.append(table)
         parts.append(_tasks_table(data.get("tasks", []), title="background tasks (live)"))
     cooling = Table("model", "cooling for", "resets at", "source", "reason", title="models cooling down")
     stored = {row.model: row for row in store.cooling(now)} if store is not None else {}

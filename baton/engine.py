@@ -122,6 +122,7 @@ class Engine:
                     "id": s.session_id, "status": s.status, "agent": s.agent, "original": s.original,
                     "current": s.current, "attempts": s.attempts, "max_attempts": s.max_attempts,
                     "chain": list(s.chain), "awaiting": s.awaiting,
+                    "parked_until": s.parked_until, "park_model": s.park_model,
                 }
                 for s in self.policy.snapshot(now)
             ],

@@ -27,7 +27,7 @@ the chosen model's key (:mod:`baton.tasks.children`). Pure: no I/O, no clock (ti
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from baton.actions import SaveCooldown
@@ -223,9 +223,16 @@ class FallbackCore:
             return None
         return SaveCooldown(model, reset.at, why[:200], reset.source)
 
-    def classify(self, error: object) -> ErrorInfo:
-        """The error as §4 reads it, under this config's ``retry_on_errors``."""
-        return classify_error(error, self.rules.retry_on_errors)
+    def classify(self, error: object, now: float) -> ErrorInfo:
+        """The error as §4 reads it, under this config's ``retry_on_errors``; and a failure whose
+        text names when the limit resets ("your quota will reset after 90s") is retryable, whatever
+        its wording: the provider itself says it is temporary (issue 8 §2)."""
+        info = classify_error(error, self.rules.retry_on_errors)
+        if info.retryable or info.type in (ErrorType.ABORT, ErrorType.CONTEXT_OVERFLOW):
+            return info
+        if reset_from_text(error_text(error), now) is None:
+            return info
+        return replace(info, retryable=True)
 
     def decide(
         self,
@@ -249,7 +256,7 @@ class FallbackCore:
         before the chain is walked, so the walk skips it; ``failing`` is always avoided.
         ``assume_retryable``: the signal is retryable by definition (auto-retry text, §4.4 rule 3).
         """
-        info = self.classify(error)
+        info = self.classify(error, now)
         if info.type is ErrorType.ABORT:
             return Decision(Verdict.STOP, info, retryable=False)
         retryable = info.retryable or assume_retryable

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from baton.actions import Action, ClearIntent, Note, ResendIntent, Schedule
+from baton.actions import Action, ClearIntent, Note, ResendIntent, SaveIntent, Schedule
 from baton.events import RecoveredResend, StatusType
 from baton.fallback.core import Choice
 from baton.fallback.parking import clock_time, park_key
@@ -51,14 +51,15 @@ class Recovery:
         sid = intent.session_id
         session = self.state.sessions.get(sid)
         fb = session.fb if session is not None else None
-        if fb is not None and fb.intent_saved:
-            # The resync showed the turn still failing (or waiting) and this baton switched or
-            # parked it itself: that intent replaced this one in the store.
-            done = "parked this turn again" if fb.parked_until is not None else "already re-sends this turn"
-            return [Note(sid, "recovery_skipped", f"a re-send from before baton's restart was found, but baton "
-                         f"{done} since its restart")]
-        if intent.park_until is not None:
+        if intent.park_until is not None and (fb is None or fb.in_flight is None):
+            # A park wins over one this baton made from the resync alone: the intent knows the
+            # chain as it was (the re-sent message now names the fallback model, not the primary).
             return self._repark(session, intent, now)
+        if fb is not None and fb.intent_saved:
+            # The resync showed the turn still failing and this baton switched it itself: that
+            # switch's intent replaced this one in the store.
+            return [Note(sid, "recovery_skipped", "a re-send from before baton's restart was found, but baton "
+                         "already re-sends this turn since its restart")]
         why = self._moot(session, intent, now)
         if why is not None:
             return [ClearIntent(sid), Note(sid, "recovery_skipped", f"a re-send on {intent.model} from before "
@@ -95,6 +96,7 @@ class Recovery:
         fb.intent_saved = True
         at = max(now, intent.park_until)
         return [
+            SaveIntent(intent),  # the store holds this park again, not one made since the restart
             Note(sid, "recovered", f"a park from before baton's restart is kept: re-sending on {intent.model} "
                  f"at {clock_time(at, now)}", {"model": intent.model, "until": intent.park_until}),
             Schedule(park_key(sid), at),

@@ -40,7 +40,7 @@ class Signals:
     def on_retry_status(self, session: Session, event: SessionStatus, now: float) -> Sequence[Action]:
         if self.state.settings.timeout_seconds <= 0 or not event.message:
             return NO_ACTIONS
-        info = self.state.core.classify(event.message)
+        info = self.state.core.classify(event.message, now)
         if not info.retryable:
             return NO_ACTIONS
         message_id, failing = self._attribute(session, None)

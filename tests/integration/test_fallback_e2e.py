@@ -75,10 +75,12 @@ def test_non_retryable_error_is_left_to_opencode(
 def test_exhausted_chain_leaves_opencode_retrying(
     opencode: OpencodeServer, fresh_provider: FakeProvider, start_baton: BatonFactory
 ) -> None:
-    """With every fallback failing too, baton stops switching but never aborts: opencode keeps retrying."""
+    """Parking off: with every fallback failing too, baton stops switching but never aborts: opencode
+    keeps retrying (with parking on, test_quota_e2e.py)."""
     fresh_provider.script("primary", Refuse(429, COOLING))
     fresh_provider.script("backup", Refuse(429, "Rate limit exceeded, slow down"))
-    baton = start_baton({"agents": {"build": {"fallback_models": ["fake/backup"]}}})
+    baton = start_baton({"agents": {"build": {"fallback_models": ["fake/backup"]}},
+                         "baton": {"park_when_exhausted": False}})
     sid = opencode.create_session("exhausted")["id"]
     opencode.prompt_async(sid, "hello")
     fresh_provider.wait_for_requests("backup", 2, timeout=20)

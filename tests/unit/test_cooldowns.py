@@ -40,3 +40,12 @@ def test_equivalent_model_names_share_one_entry() -> None:
     table = Cooldowns([("Prov/Model-1.5", 100.0)])
     assert table.is_cooling("prov/model-1-5", 50.0)
     assert [model for model, _ in table.active(50.0)] == ["Prov/Model-1.5"]
+
+
+def test_each_deadline_keeps_its_source_and_a_model_without_one_has_none() -> None:
+    """``baton status`` shows where a reset time came from; a model that never failed has no source."""
+    table = Cooldowns([("prov/a", 100.0)])
+    table.extend("prov/b", 200.0, "provider text")
+    assert table.source("prov/a") == "configured"
+    assert table.source("Prov/B") == "provider text"
+    assert table.source("prov/unknown") is None

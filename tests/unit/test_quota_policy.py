@@ -178,17 +178,25 @@ def test_a_parked_session_outlives_the_idle_sweep(tmp_path: Path) -> None:
 
 
 def test_a_park_survives_a_restart_of_baton(tmp_path: Path) -> None:
-    """The new baton knows the cooldowns (the store keeps them) and the park intent: the turn waits
-    for the same reset, once, and is re-sent once."""
-    s, out = parked(tmp_path)
+    """The new baton knows the cooldowns (the store keeps them) but sees the message on the fallback
+    model it was re-sent on, so on its own it would wait for that model; the stored park wins: the
+    turn waits for the primary's reset, as before the kill, and is re-sent there once."""
+    s = sim(tmp_path, cooldowns=Cooldowns([(THIRD, T0 + 300)]))
+    s.start_turn(S, model=PRIMARY)
+    (resend,) = resends(s.error(S, "Too many requests", 429))
+    s.result(S, resend.token)
+    s.assistant(S, "msg_b1", "msg_u1", BACKUP)
+    out = s.error(S, "Rate limit reached. Please try again in 600s.", 429)
     (save,) = of(out, SaveIntent)
+    assert (save.intent.model, save.intent.park_until) == (PRIMARY, T0 + 60)
     t = sim(tmp_path, cooldowns=Cooldowns([(PRIMARY, T0 + 60), (BACKUP, T0 + 600), (THIRD, T0 + 300)]))
     t.advance(20)
-    # The resync replays the turn (its aborted answer included) and the status, then the store's intent.
-    out = t.user(S, "msg_u1", PRIMARY) + t.assistant(S, "msg_u1_a1", "msg_u1", PRIMARY) + t.idle(S)
+    # The resync replays the turn (re-sent on the backup, its failed answer included), then the store's intent.
+    out = t.user(S, "msg_u1", BACKUP) + t.assistant(S, "msg_b1", "msg_u1", BACKUP, error={
+        "name": "APIError", "data": {"message": "Too many requests", "statusCode": 429}}) + t.idle(S)
     out += t.feed(RecoveredResend(save.intent))
-    assert [(x.key, x.at) for x in schedules(out)] == [(park_key(S), T0 + 60)] and resends(out) == []
-    assert of(out, AbortTurn) == []  # the turn was idle already
+    assert [x.at for x in schedules(out) if x.key == park_key(S)][-1] == T0 + 60
+    assert of(out, SaveIntent)[-1].intent == save.intent and resends(out) == []
     t.advance(40)
     (resend,) = resends(t.fire(park_key(S)))
     assert (resend.model, resend.message_id) == (PRIMARY, "msg_u1")
@@ -373,3 +381,48 @@ def test_a_context_overflow_is_left_to_opencode_by_default(tmp_path: Path) -> No
     s.start_turn(S, model=PRIMARY)
     out = s.error(S, OVERFLOW, 400)
     assert resends(out) == [] and notes(out, "not_retryable")
+
+
+# ------------------------------------------------------------------ baton status
+
+
+def test_status_lists_parked_turns_with_their_resume_time(monkeypatch: Any) -> None:
+    import time
+
+    from rich.console import Console
+
+    from baton import cli
+    from baton.testing.clock import FakeClock
+
+    monkeypatch.setattr(cli, "_clock", FakeClock(T0))
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    row = {"id": S, "status": "idle", "agent": "build", "current": PRIMARY, "original": PRIMARY, "attempts": 0,
+           "max_attempts": 3, "chain": [BACKUP], "awaiting": False, "parked_until": T0 + 754, "park_model": THIRD}
+    live = {"state": "attached", "opencode_url": "http://x", "events": 0, "fallbacks": 0, "connects": 1,
+            "sessions": [row, {**row, "id": "ses_2", "parked_until": None, "park_model": None}], "tasks": [],
+            "cooldowns": []}
+    console = Console(record=True, width=200)
+    try:
+        console.print(cli._status_view(live, None))
+        at = clock_time(T0 + 754, T0)  # in the same zone as the table
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    text = console.export_text()
+    assert "parked turns" in text
+    rows = [" ".join(line.replace("│", " ").split()) for line in text.splitlines() if "754s" in line]
+    assert rows == [f"{S} {at} {THIRD} 754s"]
+
+
+def test_a_failure_naming_its_reset_is_retryable_whatever_its_wording(tmp_path: Path) -> None:
+    """"You exceeded your current quota" reads as billing (not retryable), but with "it will reset
+    after 90s" the provider says it is temporary: the session moves on, the model cools 90 s."""
+    s = sim(tmp_path)
+    s.start_turn(S, model=PRIMARY)
+    out = s.retry(S, 1, "You exceeded your current quota; it will reset after 90s.")
+    assert [r.model for r in resends(out)] == [BACKUP]
+    assert s.policy.cooldowns.until(PRIMARY) == T0 + 90
+    t = sim(tmp_path)
+    t.start_turn(S, model=PRIMARY)
+    assert resends(t.retry(S, 1, "You exceeded your current quota, please check your plan and billing details.")) == []

@@ -181,6 +181,28 @@ def test_rate_limit_reset_headers(headers: dict[str, Any], seconds: float | None
     assert reset.at - NOW == pytest.approx(seconds)
 
 
+@pytest.mark.parametrize("local_zone", ["UTC", "America/New_York", "Asia/Tokyo"])
+def test_a_reset_header_time_without_a_zone_is_utc_and_one_with_an_offset_keeps_it(
+    local_zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§6.1.3: "A time without a zone is UTC", whatever zone baton's machine is in; an RFC 3339
+    offset is honoured (12:01+02:00 is 10:01 UTC, in the past: no reset time)."""
+    monkeypatch.setenv("TZ", local_zone)
+    time.tzset()
+    try:
+        naive = reset_from_headers(with_headers({"anthropic-ratelimit-tokens-reset": "2026-11-29T12:01:00"}), NOW)
+        offset = reset_from_headers(with_headers({"anthropic-ratelimit-tokens-reset": "2026-11-29T14:05:00+02:00"}),
+                                    NOW)
+        past = reset_from_headers(with_headers({"anthropic-ratelimit-tokens-reset": "2026-11-29T12:01:00+02:00"}),
+                                  NOW)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert naive is not None and naive.at - NOW == pytest.approx(60)
+    assert offset is not None and offset.at - NOW == pytest.approx(5 * 60)
+    assert past is None
+
+
 def test_retry_after_comes_before_the_rate_limit_headers() -> None:
     reset = reset_from_headers(with_headers({"x-ratelimit-reset": "600", "Retry-After": "20"}), NOW)
     assert reset == ResetTime(NOW + 20, ResetSource.RETRY_AFTER_HEADER, "retry-after")
