@@ -1,4 +1,4 @@
-"""The spend and context guards: chain models a fallback must not take (issue 8, README "Guards").
+"""The spend and context guards: chain models a fallback must not take (runtime-fallback §6.10 rule 6).
 
 A fallback that quietly moves a session to a pricier model, or to one whose context window
 cannot hold the conversation, costs the user money or the turn. opencode's provider list gives

@@ -1,4 +1,4 @@
-"""Parking a turn no model can answer now, and resuming it when a model resets (README "Parking").
+"""Parking a turn no model can answer now, and resuming it when a model resets (runtime-fallback §6.10).
 
 When a failure leaves no usable model in a session's chain (every model cooling, or the
 fallbacks used up), opencode's own retry loop can only end in an error. With

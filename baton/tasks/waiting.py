@@ -1,4 +1,4 @@
-"""Tasks whose whole chain is cooling wait in their queue instead of failing (README "Parking").
+"""Tasks whose whole chain is cooling wait in their queue instead of failing (background-tasks §5.2 rule 5, §10).
 
 The task half of parking (:mod:`baton.fallback.parking` is the session half): when a launch or a
 fallback finds every model of a task's chain cooling, the task is queued on the model whose
