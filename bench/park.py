@@ -46,7 +46,7 @@ def main() -> None:
                 time.sleep(0.05)
             if not parked:
                 raise SystemExit(f"run {run}: no park within 30 s\n{baton.log_tail()}")
-            until = float(parked[0]["data"]["until"])  # type: ignore[index,arg-type]
+            until = float(parked[0]["data"]["until"])  # type: ignore[index]
             _, resumed = provider.wait_for_requests("primary", 2, timeout=30)
             lags.append((resumed.wall - until) * 1000)
             journal = {e["kind"]: e["ts"] for e in baton.journal() if e["session"] == session}
