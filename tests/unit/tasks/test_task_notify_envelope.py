@@ -15,6 +15,7 @@ from baton.tasks import NotifyState, Task
 from baton.tasks.events import DeliveryOutcome
 
 BACKOFF_FIRST_S = 0.5  # spec §3 fixed values: delivery retry backoff starts at 0.5 s, doubles
+QUIET_S = 2.0  # spec §3 fixed values: quiet period after a user message before a parent may be woken
 
 
 def running(s: Sim, **kw: Any) -> Task:
@@ -104,3 +105,32 @@ def test_the_backoff_starts_again_after_a_delivery_went_through() -> None:
     s.delivered(wake, DeliveryOutcome.RETRY)
     s.advance(BACKOFF_FIRST_S)
     assert len(of(s.fire_delivery(), Deliver)) == 1
+
+
+def test_a_user_message_while_a_notification_waits_holds_it_and_sets_its_agent_and_model() -> None:
+    """Rule 4: the user writing to P while a notification waits in its window holds it for the 2 s
+    quiet period from that message; rule 5: the user's message is P's newest, so its agent and
+    model go with the notification."""
+    s = Sim()
+    task = running(s, parent_agent="build", parent_model="prov/parent-model")
+    s.status(P, StatusType.IDLE)
+    s.answer(task)
+    s.advance(0.01)
+    s.feed(UserMessage(P, s.next_id(), "prov/chosen", "plan"))
+    s.advance(0.05)
+    assert of(s.fire_delivery(), Deliver) == []
+    s.advance(QUIET_S - 0.05)
+    (msg,) = of(s.fire_delivery(), Deliver)
+    assert (msg.agent, msg.model) == ("plan", "prov/chosen")
+
+
+def test_a_user_message_without_agent_or_model_keeps_the_known_ones() -> None:
+    """Rule 5: a message of P that carries no agent or model does not erase the ones known."""
+    s = Sim()
+    task = running(s)
+    s.feed(AssistantMessage(P, s.next_id(), None, "prov/fallen-back", "plan"))
+    s.feed(UserMessage(P, s.next_id(), None, None))
+    s.advance(QUIET_S)
+    s.answer(task)
+    (msg,) = s.parent_idle_and_flush()
+    assert (msg.agent, msg.model) == ("plan", "prov/fallen-back")

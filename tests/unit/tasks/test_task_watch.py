@@ -184,3 +184,27 @@ def test_a_late_error_of_the_model_the_task_left_neither_fails_nor_completes_it(
     assert task.status is TaskStatus.RUNNING
     s.answer(task, "the answer from b")
     assert task.status is TaskStatus.COMPLETED and task.result == "the answer from b"
+
+
+def test_a_pending_call_s_empty_input_is_not_what_is_compared() -> None:
+    """§9 T5: opencode shows a call ``pending`` with an empty input before the input is known; five
+    different reads that each start that way are no loop of identical calls."""
+    s = Sim({"background_task": {"circuitBreaker": {"consecutiveThreshold": 5}}})
+    task = running(s)
+    mid = s.next_id()
+    for i in range(5):
+        tool_update(s, task, mid, f"prt_r{i}", "read", "pending", {})
+        tool_update(s, task, mid, f"prt_r{i}", "read", "running", {"path": f"file{i}.py"})
+    assert task.stop_reason is None and task.tool_calls == 5
+
+
+def test_a_tool_part_without_a_state_is_counted_but_never_compared() -> None:
+    """A tool part whose ``state`` is missing is a call (§7.4) but cannot be judged identical (§9 T5)."""
+    s = Sim({"background_task": {"circuitBreaker": {"consecutiveThreshold": 5}}})
+    task = running(s)
+    assert task.session_id is not None
+    mid = s.next_id()
+    for i in range(6):
+        part = {"id": f"prt_s{i}", "sessionID": task.session_id, "messageID": mid, "type": "tool", "tool": "read"}
+        s.feed(PartUpdated(task.session_id, mid, f"prt_s{i}", "tool", None, part))
+    assert task.stop_reason is None and (task.tool_calls, task.last_tool) == (6, "read")
