@@ -33,7 +33,7 @@ from enum import StrEnum
 from baton.actions import SaveCooldown
 from baton.cooldowns import Cooldowns
 from baton.fallback.errors import ErrorInfo, ErrorType, classify_error, error_text
-from baton.fallback.guards import NO_GUARD, Guard
+from baton.fallback.guards import NO_GUARD, Guard, Refusal
 from baton.fallback.reset_times import ResetSource, ResetTime, reset_from_headers, reset_from_text
 from baton.models import same_model, split_model
 from baton.settings import RuntimeFallbackConfig
@@ -165,7 +165,7 @@ class FallbackCore:
         return NoCandidate.NO_CANDIDATE
 
     @staticmethod
-    def refusals(chain: Sequence[str], *, after: int, upto: int | None, guard: Guard) -> tuple[str, ...]:
+    def refusals(chain: Sequence[str], *, after: int, upto: int | None, guard: Guard) -> tuple[Refusal, ...]:
         """Why the guard refused the entries of ``chain`` after ``after`` (and before ``upto``):
         what a journal line says was passed over."""
         stop = len(chain) if upto is None else upto

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 
 from baton.catalog import EMPTY_CATALOG, Catalog
 
-__all__ = ["NO_GUARD", "Guard"]
+__all__ = ["NO_GUARD", "Guard", "Refusal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a guard refused a model: ``text`` for the journal, ``brief`` for a toast."""
+
+    model: str
+    text: str
+    brief: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,18 +41,18 @@ class Guard:
     context_tokens: int | None = None
     """The session's size now, in tokens; None: unknown."""
 
-    def refusal(self, model: str) -> str | None:
-        """Why ``model`` may not be taken, in a journal's words; None when it may."""
+    def refusal(self, model: str) -> Refusal | None:
+        """Why ``model`` may not be taken; None when it may."""
         if self.max_cost_ratio is not None and self.reference is not None:
             ratio = self.catalog.cost_ratio(model, self.reference)
             if ratio is not None and ratio > self.max_cost_ratio:
-                return (f"{model} costs {ratio:.2g}x {self.reference}, above max_cost_ratio "
-                        f"{self.max_cost_ratio:g}")
+                return Refusal(model, f"{model} costs {ratio:.2g}x {self.reference}, above max_cost_ratio "
+                               f"{self.max_cost_ratio:g}", "pricier")
         if self.context_tokens:
             window = self.catalog.context(model)
             if window is not None and window < self.context_tokens:
-                return (f"{model}'s context window ({window:,} tokens) cannot hold the session "
-                        f"({self.context_tokens:,} tokens)")
+                return Refusal(model, f"{model}'s context window ({window:,} tokens) cannot hold the session "
+                               f"({self.context_tokens:,} tokens)", "window too small")
         return None
 
 

@@ -67,6 +67,8 @@ class Prepared:
     # A fresh start on ``model`` rather than a step down the chain: a parked turn resumed, or the
     # primary restored; the commit resets the attempts.
     restart: bool = False
+    # Chain models the guards passed over on the way (``backup: pricier``), for the toast.
+    passed: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

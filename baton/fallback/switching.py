@@ -151,7 +151,8 @@ class Switcher:
         guard = self.state.guard(session, failing)
         refused = self.state.core.refusals(fb.chain, after=fb.index, upto=upto, guard=guard)
         if refused:
-            actions.append(Note(sid, "guard", "passed over: " + "; ".join(refused), {"refused": list(refused)}))
+            actions.append(Note(sid, "guard", "passed over: " + "; ".join(r.text for r in refused),
+                                {"refused": [r.model for r in refused]}))
         if isinstance(choice, NoCandidate):
             if self.parker.park(session, failing, choice, now, actions):
                 return
@@ -169,10 +170,12 @@ class Switcher:
             Note(sid, "switch", f"{failing} failed ({reason}); switching to {model}",
                  {"from": failing, "to": model, "attempt": fb.attempts + 1, "chain_source": fb.chain_source})
         )
-        self.send(session, index, model, failing, reason, 0, now, actions)
+        self.send(session, index, model, failing, reason, 0, now, actions,
+                  passed=tuple(f"{_short(r.model)}: {r.brief}" for r in refused))
 
     def send(self, session: Session, index: int, model: str, failing: str, reason: str, retry: int, now: float,
-              actions: list[Action], *, recovered: bool = False, restart: bool = False) -> None:
+              actions: list[Action], *, recovered: bool = False, restart: bool = False,
+              passed: tuple[str, ...] = ()) -> None:
         """Hold the tentative choice in ``in_flight``, record the intent, and ask for the abort (if
         running) and re-send: the intent is in the store before the re-send's I/O starts."""
         fb = session.fb
@@ -182,7 +185,7 @@ class Switcher:
         abort = session.status in (StatusType.BUSY, StatusType.RETRY)
         self.state.token += 1
         fb.in_flight = Prepared(self.state.token, index, model, failing, reason, retry=retry, abort=abort,
-                                recovered=recovered, restart=restart)
+                                recovered=recovered, restart=restart, passed=passed)
         fb.awaiting = True
         fb.failed_in_flight = None
         if fb.watchdog_at is not None:
@@ -281,7 +284,8 @@ class Switcher:
         elif self.state.settings.notify_on_fallback and not prepared.retry:
             actions.append(
                 Toast("baton: model switched",
-                      f"{_short(prepared.failing)} is unavailable; continuing on {_short(prepared.model)}",
+                      f"{_short(prepared.failing)} is unavailable; continuing on {_short(prepared.model)}"
+                      + (f" (passed over {', '.join(prepared.passed)})" if prepared.passed else ""),
                       "warning", session.directory)
             )
         failed, fb.failed_in_flight = fb.failed_in_flight, None

@@ -83,7 +83,7 @@ class Children:
             return
         decision = self.state.core.decide(
             error, task.model, now, chain=task.chain, after=task.attempt, attempts=len(task.attempts) - 1,
-            connected=self.state.connected,
+            connected=self.state.connected, guard=self.state.guard(task),
         )
         if decision.cooldown is not None:
             actions.append(decision.cooldown)

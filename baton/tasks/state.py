@@ -16,6 +16,7 @@ from baton.actions import Schedule
 from baton.catalog import EMPTY_CATALOG, Catalog
 from baton.cooldowns import Cooldowns
 from baton.fallback.core import FallbackCore
+from baton.fallback.guards import Guard
 from baton.settings import BackgroundTaskConfig, Config
 from baton.tasks.actions import AbortChild, PollStatus, PromptChild, SaveTask, TaskAction
 from baton.tasks.ids import IdSource
@@ -66,6 +67,14 @@ class SchedulerState:
         """Providers opencode can call, as the newest launch or attach found them; None: unknown (all count)."""
         self.catalog: Catalog = EMPTY_CATALOG
         """opencode's models (costs, context windows) as the newest attach found them."""
+
+    def guard(self, task: Task) -> Guard:
+        """The spend guard for a retry of ``task`` (the agent's own ``max_cost_ratio``, else
+        ``baton.max_cost_ratio``), compared with the model that failed (runtime-fallback §6.10)."""
+        agent = self.config.agents.get(task.agent)
+        ratio = agent.max_cost_ratio if agent is not None else None
+        return Guard(self.catalog, max_cost_ratio=ratio if ratio is not None else self.config.baton.max_cost_ratio,
+                     reference=task.model)
 
     @property
     def core(self) -> FallbackCore:

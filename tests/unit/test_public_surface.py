@@ -39,6 +39,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "describe", "resolve_chain",
     ],
     "baton.cli": ["app", "main"],
+    "baton.cli_views": ["status_view", "tasks_table"],
     "baton.clock": ["Clock", "SystemClock"],
     "baton.config": [
         "AgentConfig", "BackgroundTaskConfig", "BatonConfig", "CategoryConfig", "CircuitBreakerConfig",
@@ -68,7 +69,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "DEFAULT_RETRY_ON_ERRORS", "ErrorInfo", "ErrorType", "classify_error", "error_parts_text", "error_text",
         "retry_signal_text",
     ],
-    "baton.fallback.guards": ["Guard", "NO_GUARD"],
+    "baton.fallback.guards": ["Guard", "NO_GUARD", "Refusal"],
     "baton.fallback.parking": ["PARK_GRACE_S", "Parker", "clock_time", "park_key"],
     "baton.fallback.policy": ["FallbackPolicy"],
     "baton.fallback.recovery": ["RECOVERY_MAX_AGE_S", "Recovery"],
@@ -132,6 +133,10 @@ SNAPSHOT: dict[str, list[str]] = {
         "TaskRow",
     ],
     "baton.store_pending": ["PENDING_KEY", "PENDING_MIGRATION", "PendingTable", "persist_pending"],
+    "baton.store_schema": [
+        "INSERT_JOURNAL", "MIGRATIONS", "SCHEMA_VERSION", "UPSERT_BOX", "UPSERT_COOLDOWN", "UPSERT_TASK",
+        "migrate", "quarantine",
+    ],
     "baton.tasks": [
         "CancelReport", "CancelRequest", "CancelledTask", "EndReason", "IdSource", "IllegalTransition",
         "KnownAgent", "LIVE", "LaunchRequest", "LaunchResult", "Mode", "NotifyState", "OutboxRow",

@@ -328,6 +328,9 @@ def test_the_spend_guard_passes_over_a_pricier_model_and_says_why(tmp_path: Path
     assert resend.model == THIRD
     (guard,) = notes(out, "guard")
     assert BACKUP in guard.text and "5x" in guard.text and "max_cost_ratio 1" in guard.text
+    assert guard.data == {"refused": [BACKUP]}
+    (toast,) = toasts(s.result(S, resend.token))
+    assert toast.message == "primary is unavailable; continuing on third (passed over backup: pricier)"
 
 
 def test_an_agent_s_own_cost_ratio_overrides_the_global_one(tmp_path: Path) -> None:

@@ -100,3 +100,19 @@ def test_the_queue_timeout_counts_from_the_reset_not_from_the_queueing() -> None
     s.sched.timeouts.check_queues(T0 + 2400 + 1801, [])
     assert task.status is TaskStatus.CANCELLED and task.end_reason is EndReason.QUEUE_STUCK
     assert task.error == "no slot of prov/a was granted or used for 30m 1s"
+
+
+def test_a_task_retry_passes_over_a_pricier_model() -> None:
+    """The spend guard holds for tasks too: with max_cost_ratio 1, a retry skips a model 10x the price."""
+    from baton.catalog import Catalog, ModelInfo
+    from baton.events import CatalogSeen
+    from baton.models import model_key
+
+    s = Sim({"agents": {"explore": {"model": "prov/a", "fallback_models": ["prov/b", "other/c"]}},
+             "baton": {"max_cost_ratio": 1.0}})
+    models = (ModelInfo("prov/a", 1, 4), ModelInfo("prov/b", 10, 40), ModelInfo("other/c", 1, 4))
+    s.feed(CatalogSeen(Catalog({model_key(m.model): m for m in models})))
+    task = s.launch()
+    s.start(task)
+    s.feed(SessionError(task.session_id, RATE_LIMIT))
+    assert task.model == "other/c"
