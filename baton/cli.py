@@ -21,14 +21,13 @@ import structlog
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from baton import __version__
 from baton.auth import read_token
 from baton.catalog import Catalog
 from baton.chain_check import check_chains, checked_models
 from baton.chains import describe
+from baton.cli_views import status_view, tasks_table
 from baton.clock import Clock, SystemClock
 from baton.config import Config, ConfigError, json_schema, load_config
 from baton.cooldowns import Cooldowns
@@ -240,54 +239,10 @@ def _serve_get(listen: str, path: str, state_dir: Path | None) -> Any | None:
     return response.json()
 
 
-def _cells(*values: object) -> list[Text]:
-    """Table cells as plain text: ids, models and provider errors are never read as markup."""
-    return [Text(str(v)) for v in values]
-
-
 def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
+    """The status screen at ``_clock``'s now: the serve's ``data`` (None: none runs) and the store's cooling rows."""
     now = _clock.time()
-    parts: list[Any] = []
-    if data is None:
-        parts.append("[yellow]baton serve is not running here[/] (showing the store only)")
-    else:
-        parts.append(
-            f"[bold]{data['state']}[/] to {escape(data['opencode_url'])} · {data['events']} events · "
-            f"{data['fallbacks']} fallbacks · {data['connects']} connects"
-        )
-        sessions = Table("session", "status", "agent", "model", "original", "attempts", "awaiting",
-                         title="sessions with fallback state")
-        for s in data["sessions"]:
-            sessions.add_row(*_cells(s["id"], s["status"], s["agent"] or "-", s["current"] or "-",
-                                     s["original"] or "-", f"{s['attempts']}/{s['max_attempts']}",
-                                     "yes" if s["awaiting"] else ""))
-        parts.append(sessions)
-        parked = [s for s in data["sessions"] if s.get("parked_until")]
-        if parked:
-            table = Table("session", "resumes at", "on model", "waiting for", title="parked turns")
-            for s in parked:
-                table.add_row(*_cells(s["id"], _resets_at(s["parked_until"], now), s["park_model"] or "-",
-                                      f"{max(0.0, s['parked_until'] - now):.0f}s"))
-            parts.append(table)
-        parts.append(_tasks_table(data.get("tasks", []), title="background tasks (live)"))
-    cooling = Table("model", "cooling for", "resets at", "source", "reason", title="models cooling down")
-    stored = {row.model: row for row in store.cooling(now)} if store is not None else {}
-    rows = (
-        [(c["model"], c["until"], c.get("source") or (stored[c["model"]].source if c["model"] in stored else "-"),
-          stored[c["model"]].reason if c["model"] in stored else "") for c in data["cooldowns"]]
-        if data else [(row.model, row.until, row.source, row.reason) for row in stored.values()]
-    )
-    for model, until, source, reason in rows:
-        cooling.add_row(*_cells(model, f"{until - now:.0f}s", _resets_at(until, now), source, reason[:60]))
-    parts.append(cooling)
-    return Group(*parts)
-
-
-def _resets_at(until: float, now: float) -> str:
-    """A cooldown's end in local time: ``HH:MM`` today, else with its date."""
-    end = time.localtime(until)
-    same_day = end[:3] == time.localtime(now)[:3]
-    return time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", end)
+    return status_view(data, store.cooling(now) if store is not None else (), now)
 
 
 @app.command
@@ -359,17 +314,8 @@ def tasks_list(*, all: bool = False, json_output: Annotated[bool, cyclopts.Param
     if json_output:
         print(json.dumps(rows, indent=2))
         return 0
-    out.print(_tasks_table(rows) if rows else "no tasks")
+    out.print(tasks_table(rows) if rows else "no tasks")
     return 0
-
-
-def _tasks_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
-    table = Table("id", "parent", "agent/category", "model", "status", "age", "queue", title=title)
-    for r in rows:
-        who = f"{r['category']} ({r['agent']})" if r["category"] else r["agent"]
-        table.add_row(*_cells(r["id"], r["parent_session_id"], who, r["model"] or "-", r["status"],
-                              f"{r['age_s']:.0f}s", "" if r["queue_position"] is None else str(r["queue_position"])))
-    return table
 
 
 @tasks_app.command(name="show")

@@ -1,8 +1,8 @@
 """The SQLite store: model health (shared cooldowns), the decision journal, tasks, outbox, pending intents.
 
 One writer (the engine loop), WAL so that ``baton status`` / ``baton explain`` can read
-while ``baton serve`` writes. Migrations are numbered and tracked in ``PRAGMA
-user_version``. Opening translates sqlite3 errors to :class:`StoreError`; after that the
+while ``baton serve`` writes. The tables, their numbered migrations and the write statements
+are :mod:`baton.store_schema`. Opening translates sqlite3 errors to :class:`StoreError`; after that the
 store degrades instead of raising: writes that fail (full disk) or land in a file that was
 deleted keep their data in a :class:`~baton.store_mirror.Mirror`, and :meth:`Store.heal`
 writes it back once it can. A row that cannot be read is set aside, not fatal.
@@ -24,63 +24,22 @@ import structlog
 
 from baton.clock import Clock, SystemClock
 from baton.errors import BatonError
-from baton.store_mirror import BoxRow, JournalRow, Mirror, QuarantineRow, TaskRow
-from baton.store_pending import PENDING_KEY, PENDING_MIGRATION, PendingTable, persist_pending
+from baton.store_mirror import BoxRow, JournalRow, Mirror, TaskRow
+from baton.store_pending import PendingTable, persist_pending
+from baton.store_schema import (
+    INSERT_JOURNAL,
+    SCHEMA_VERSION,
+    UPSERT_BOX,
+    UPSERT_COOLDOWN,
+    UPSERT_TASK,
+    migrate,
+    quarantine,
+)
 
 __all__ = ["CoolingRow", "JournalEntry", "Store", "StoreError", "StoreTooNew"]
 
 log = structlog.get_logger("baton")
 
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE model_health (
-        model TEXT PRIMARY KEY,
-        until REAL NOT NULL,
-        reason TEXT NOT NULL DEFAULT '',
-        updated REAL NOT NULL
-    );
-    CREATE TABLE journal (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        ts REAL NOT NULL,
-        session_id TEXT,
-        kind TEXT NOT NULL,
-        text TEXT NOT NULL,
-        data TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX journal_session ON journal(session_id, id);
-    """,
-    # Background tasks and their notification outbox: whole rows as JSON (the scheduler's
-    # ``to_row``), with the columns the CLI filters on pulled out.
-    """
-    CREATE TABLE tasks (
-        id TEXT PRIMARY KEY,
-        parent_session_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        row TEXT NOT NULL,
-        updated REAL NOT NULL
-    );
-    CREATE TABLE outbox (
-        id TEXT PRIMARY KEY,
-        parent_session_id TEXT NOT NULL,
-        state TEXT NOT NULL,
-        row TEXT NOT NULL
-    );
-    """,
-    # Rows that could not be read, moved aside so that one bad row neither stops a start nor is lost.
-    """
-    CREATE TABLE quarantine (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        table_name TEXT NOT NULL,
-        row_id TEXT NOT NULL,
-        row TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        ts REAL NOT NULL
-    );
-    """,
-    PENDING_MIGRATION,  # durable intents, e.g. a re-send to finish after a restart (store_pending.py)
-    # Where a cooldown's end came from (the provider's reset time, or the configured cooldown).
-    "ALTER TABLE model_health ADD COLUMN source TEXT NOT NULL DEFAULT 'configured'",
-)
 # The journal is for explaining recent decisions, not an archive.
 JOURNAL_KEEP = 20_000
 # A heal that failed (the disk is still full) is tried again this many seconds later.
@@ -93,22 +52,6 @@ _LOST = {
                  "the replaced file was rewritten with baton's state"),
 }
 
-_UPSERT_TASK = (
-    "INSERT INTO tasks(id, parent_session_id, status, row, updated) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT(id) DO UPDATE SET status = excluded.status, row = excluded.row, updated = excluded.updated"
-)
-_UPSERT_BOX = (
-    "INSERT INTO outbox(id, parent_session_id, state, row) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, row = excluded.row"
-)
-_UPSERT_COOLDOWN = (
-    "INSERT INTO model_health(model, until, reason, updated, source) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT(model) DO UPDATE SET until = max(until, excluded.until), "
-    "reason = excluded.reason, updated = excluded.updated, source = excluded.source"
-)
-_INSERT_JOURNAL = "INSERT INTO journal(ts, session_id, kind, text, data) VALUES (?, ?, ?, ?, ?)"
-# The column that identifies a row of each table a bad row can come from.
-_KEYS = {"tasks": "id", "outbox": "id", "journal": "id", "model_health": "model", "pending": PENDING_KEY}
 # What a parser raises for a row of the wrong shape (AttributeError: a list where a dict belongs).
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
 
@@ -161,14 +104,6 @@ def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], ob
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
         raise
-
-
-def _quarantine(db: sqlite3.Connection, rows: list[QuarantineRow], *, delete: bool) -> None:
-    """Copy bad rows into ``quarantine`` and (``delete``) remove them from where they were."""
-    db.executemany("INSERT INTO quarantine(table_name, row_id, row, reason, ts) VALUES (?, ?, ?, ?, ?)", rows)
-    if delete:
-        for table, row_id, *_ in rows:
-            db.execute(f"DELETE FROM {table} WHERE {_KEYS[table]} = ?", (row_id,))
 
 
 def _object(text: Any) -> dict[str, Any]:
@@ -225,9 +160,7 @@ class Store(PendingTable):
                 self._check_version(db)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                    db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+                migrate(db)
             except BaseException:
                 db.close()
                 raise
@@ -236,11 +169,11 @@ class Store(PendingTable):
     def _check_version(self, db: sqlite3.Connection) -> None:
         with _translate(f"cannot read the store at {self.path}"):
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(_MIGRATIONS):
+        if version > SCHEMA_VERSION:
             db.close()
             raise StoreTooNew(
                 f"{self.path} was written by a newer baton (schema {version}, this baton knows "
-                f"{len(_MIGRATIONS)}); upgrade baton or use another --state-dir"
+                f"{SCHEMA_VERSION}); upgrade baton or use another --state-dir"
             )
 
     def _stat(self) -> tuple[int, int] | None:
@@ -356,13 +289,13 @@ class Store(PendingTable):
         m = self._mirror
         db.execute("DELETE FROM tasks")
         db.execute("DELETE FROM outbox")
-        db.executemany(_UPSERT_TASK, [r.params(k) for k, r in m.tasks.items()])
-        db.executemany(_UPSERT_BOX, [r.params(k) for k, r in m.outbox.items()])
-        db.executemany(_UPSERT_COOLDOWN, [c.params(k) for k, c in m.cooldowns.items()])
+        db.executemany(UPSERT_TASK, [r.params(k) for k, r in m.tasks.items()])
+        db.executemany(UPSERT_BOX, [r.params(k) for k, r in m.outbox.items()])
+        db.executemany(UPSERT_COOLDOWN, [c.params(k) for k, c in m.cooldowns.items()])
         persist_pending(db, m)
         self._insert_journal(db, list(m.journal))
         # Ids of a file that was replaced mean nothing in the new one: keep the copies, delete nothing.
-        _quarantine(db, m.quarantine, delete=self._lost is None)
+        quarantine(db, m.quarantine, delete=self._lost is None)
 
     # --- unreadable rows -------------------------------------------------------------------
 
@@ -378,7 +311,7 @@ class Store(PendingTable):
         m = self._mirror
         m.drop(table, row_id)
         m.quarantine.append((table, row_id, text, reason, self._clock.time()))
-        if self._write(lambda db: _quarantine(db, m.quarantine, delete=True)):
+        if self._write(lambda db: quarantine(db, m.quarantine, delete=True)):
             m.quarantine.clear()
 
     def _parse(self, table: str, rows: Iterable[tuple[Any, Any]], parse: Callable[[dict[str, Any]], T]) -> list[T]:
@@ -421,7 +354,7 @@ class Store(PendingTable):
     def save_cooldown(self, model: str, until: float, reason: str, now: float, source: str = "configured") -> None:
         """Enter or extend ``model``'s cooldown (never shortened); ``source``: where ``until`` came from."""
         self._mirror.save_cooldown(model, until, reason, now, source)
-        self._write(lambda db: db.execute(_UPSERT_COOLDOWN, (model, until, reason, now, source)))
+        self._write(lambda db: db.execute(UPSERT_COOLDOWN, (model, until, reason, now, source)))
 
     # --- tasks and outbox ------------------------------------------------------------------
 
@@ -434,8 +367,8 @@ class Store(PendingTable):
         self._mirror.save_tasks(tasks, boxes)
 
         def work(db: sqlite3.Connection) -> None:
-            db.executemany(_UPSERT_TASK, [r.params(k) for k, r in tasks])
-            db.executemany(_UPSERT_BOX, [r.params(k) for k, r in boxes])
+            db.executemany(UPSERT_TASK, [r.params(k) for k, r in tasks])
+            db.executemany(UPSERT_BOX, [r.params(k) for k, r in boxes])
 
         self._write(work)
 
@@ -488,7 +421,7 @@ class Store(PendingTable):
             self._mirror.buffer_journal(rows)
 
     def _insert_journal(self, db: sqlite3.Connection, rows: list[JournalRow]) -> None:
-        db.executemany(_INSERT_JOURNAL, rows)
+        db.executemany(INSERT_JOURNAL, rows)
         self._writes += len(rows)
         if self._writes >= 1000:
             self._writes = 0
