@@ -70,12 +70,15 @@ def test_legal_transitions_move_the_task(start: TaskStatus, event: TaskEvent, en
 @pytest.mark.parametrize("start", list(TaskStatus))
 @pytest.mark.parametrize("event", list(TaskEvent))
 def test_illegal_transitions_raise_and_change_nothing(start: TaskStatus, event: TaskEvent) -> None:
-    """A pair outside the table raises IllegalTransition and leaves the status as it was."""
+    """A pair outside the table raises IllegalTransition, which names the task, its status and the
+    event (the bug report the log shows), and leaves the status as it was."""
     if (start, event) in TRANSITIONS:
         return
     task = make_task(start)
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition) as raised:
         transition(task, event)
+    assert str(raised.value) == f"task bg_00000001: no transition from {start.value} on {event.value}"
+    assert (raised.value.task_id, raised.value.status, raised.value.event) == ("bg_00000001", start, event)
     assert task.status is start
 
 
