@@ -52,6 +52,10 @@ def test_stands_down_when_the_plugin_fallback_is_on(provider: FakeProvider, tmp_
     """oh-my-opencode loaded with its own runtime_fallback on: baton stays passive and says why."""
     plugin = {"plugin": ["oh-my-opencode@4.19.4"]}
     with OpencodeServer(provider.url, ("primary", "backup"), extra_config=plugin, warm=True) as with_plugin:
+        # opencode installs the plugin (about 480 MB from npm) at its first request: a minute or more
+        # on a loaded machine. Wait for that here, so the bound below is baton's attach alone.
+        with with_plugin.client(timeout=240) as client:
+            client.get("/path").raise_for_status()
         baton = BatonProcess(with_plugin.url, tmp_path / "state",
                              settings={"runtime_fallback": {"enabled": True}}).start()
         try:
