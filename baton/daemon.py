@@ -239,6 +239,7 @@ async def _run(
         tg.start_soon(server.serve, [sock])
         tg.start_soon(_stop_on_signal, tg.cancel_scope, server, engine.tasks)
         tg.start_soon(_heal_store, store, options.clock)
+        tg.start_soon(_reload_on_hangup, options, project, engine)
         with anyio.move_on_after(options.connect_timeout):
             await engine.attached.wait()
         if not engine.attached.is_set() and not tg.cancel_scope.cancel_called:
@@ -281,6 +282,22 @@ async def _heal_store(store: Store, clock: Clock) -> None:
     while True:
         await anyio.sleep(STORE_HEAL_S)
         store.heal(clock.time())
+
+
+async def _reload_on_hangup(options: ServeOptions, project: Path | None, engine: Engine) -> None:
+    """SIGHUP: read the config files again. A broken file is reported (file:line:col) and the
+    running config kept: nothing the user wrote stops a running baton."""
+    with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+        async for _ in signals:
+            try:
+                config = _load(options, project)
+            except StartupError as exc:
+                log.error("config not reloaded; the running config stays", error=str(exc))
+                continue
+            for warning in config.warnings:
+                log.warning(warning)
+            await engine.reload(config)
+            log.info("config reloaded", sources=[str(p) for p in config.sources])
 
 
 async def _stop_on_signal(scope: anyio.CancelScope, server: HttpServer, tasks: TaskTools) -> None:

@@ -33,6 +33,7 @@ from baton.runtime.fallback_executor import FallbackExecutor
 from baton.runtime.jobs import Jobs
 from baton.runtime.router import Router
 from baton.runtime.task_tools import TaskTools
+from baton.settings import Config
 from baton.store import Store
 from baton.tasks.scheduler import Scheduler
 
@@ -74,6 +75,15 @@ class Engine:
     async def run(self) -> None:
         """Run until cancelled: the stream, and whatever the actions start."""
         await self.jobs.run(self.stream.run)
+
+    async def reload(self, config: Config) -> None:
+        """A new config (``kill -HUP``): the deciders and the tools take it at once — sessions and
+        tasks already under way keep the chain they resolved — and the chains are checked again."""
+        self.policy.state.config = config
+        self.scheduler.config = config
+        self.tasks.config = config
+        if self.attached.is_set():
+            await self.attachment.check_chains()
 
     @property
     def attached(self) -> anyio.Event:

@@ -113,7 +113,7 @@ class Attachment:
         self._router.feed(Attached())
         if self.mcp_url is not None:
             self.tools = await self._register_tools(self.mcp_url)
-        await self._check_chains()
+        await self.check_chains()
         self.ready.set()
         if first and self._on_attach is not None:
             self._on_attach(len(self._policy.sessions))
@@ -160,7 +160,7 @@ class Attachment:
             log.warning("opencode has not connected baton's MCP tools", status=status, url=url)
         return status
 
-    async def _check_chains(self) -> None:
+    async def check_chains(self) -> None:
         """Fetch opencode's catalog (bounded by ``CATALOG_S``) and warn about every chain model
         that is unknown, unconnected, smaller or pricier than its primary. A failure is logged and
         keeps the previous catalog and findings; it never stops the attach."""

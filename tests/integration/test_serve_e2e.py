@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -63,3 +64,31 @@ def test_stands_down_when_the_plugin_fallback_is_on(provider: FakeProvider, tmp_
             assert body["fallback"].startswith("passive")
         finally:
             baton.stop()
+
+
+def test_sighup_reloads_the_config_and_checks_the_chains_again(opencode: OpencodeServer, tmp_path: Path) -> None:
+    """kill -HUP: the new file is read and its chains checked against opencode (/healthz); a broken
+    file is reported with its line and column and the running config stays."""
+    baton = BatonProcess(opencode.url, tmp_path / "state", settings={}).start()
+    try:
+        assert baton.healthz()[1]["chain_warnings"] == []
+        assert baton.config is not None and baton.proc is not None
+        baton.config.write_text('{"agents": {"build": {"fallback_models": ["fake/bakcup"]}}}', encoding="utf-8")
+        baton.proc.send_signal(signal.SIGHUP)
+
+        def warned() -> list[dict[str, str]]:
+            return [w for w in baton.healthz()[1]["chain_warnings"] if w["model"] == "fake/bakcup"]
+
+        deadline = time.monotonic() + 20
+        while not warned() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert warned(), baton.log_tail()
+        baton.config.write_text('{"agents": {"build": {"fallback_models": [1]}}}', encoding="utf-8")
+        baton.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "config not reloaded" not in baton.log_tail() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert f"{baton.config}:1:" in baton.log_tail()
+        assert baton.proc.poll() is None and warned()  # still running, on the last good config
+    finally:
+        baton.stop()
