@@ -314,7 +314,7 @@ def tasks_list(*, all: bool = False, json_output: Annotated[bool, cyclopts.Param
     if json_output:
         print(json.dumps(rows, indent=2))
         return 0
-    out.print(tasks_table(rows) if rows else "no tasks")
+    out.print(tasks_table(rows, now=_clock.time()) if rows else "no tasks")
     return 0
 
 

@@ -51,7 +51,7 @@ def status_view(data: dict[str, Any] | None, cooling_rows: Iterable[CoolingRow],
                 table.add_row(*_cells(s["id"], _resets_at(s["parked_until"], now), s["park_model"] or "-",
                                       f"{max(0.0, s['parked_until'] - now):.0f}s"))
             parts.append(table)
-        parts.append(tasks_table(data.get("tasks", []), title="background tasks (live)"))
+        parts.append(tasks_table(data.get("tasks", []), title="background tasks (live)", now=now))
     cooling = Table("model", "cooling for", "resets at", "source", "reason", title="models cooling down")
     stored = {row.model: row for row in cooling_rows}
     rows = (
@@ -72,11 +72,14 @@ def _resets_at(until: float, now: float) -> str:
     return time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", end)
 
 
-def tasks_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+def tasks_table(rows: list[dict[str, Any]], title: str | None = None, now: float | None = None) -> Table:
     """Task rows (the serve's ``/tasks`` JSON or the scheduler's snapshot) as one table."""
     table = Table("id", "parent", "agent/category", "model", "status", "age", "queue", title=title)
     for r in rows:
         who = f"{r['category']} ({r['agent']})" if r["category"] else r["agent"]
+        queue = "" if r["queue_position"] is None else str(r["queue_position"])
+        if r.get("waiting_until") is not None and now is not None:
+            queue = f"{queue} waits for the reset at {_resets_at(r['waiting_until'], now)}".strip()
         table.add_row(*_cells(r["id"], r["parent_session_id"], who, r["model"] or "-", r["status"],
-                              f"{r['age_s']:.0f}s", "" if r["queue_position"] is None else str(r["queue_position"])))
+                              f"{r['age_s']:.0f}s", queue))
     return table

@@ -163,6 +163,8 @@ class TaskView:
     queue_position: int | None
     end_reason: str | None
     notify: str
+    waiting_until: float | None = None
+    """Set while the task waits for its chain's first reset (epoch seconds)."""
 
 
 class Scheduler:
@@ -283,6 +285,7 @@ class Scheduler:
                 status=task.status.value, mode=task.mode.value, age_s=now - task.created_at,
                 queue_position=positions.get(task.id),
                 end_reason=task.end_reason.value if task.end_reason else None, notify=task.notify.value,
+                waiting_until=task.not_before if task.not_before is not None and task.not_before > now else None,
             ))
         rows.sort(key=lambda v: v.age_s)
         return rows

@@ -116,3 +116,27 @@ def test_a_task_retry_passes_over_a_pricier_model() -> None:
     s.start(task)
     s.feed(SessionError(task.session_id, RATE_LIMIT))
     assert task.model == "other/c"
+
+
+def test_baton_tasks_shows_when_a_waiting_task_resumes() -> None:
+    from rich.console import Console
+
+    from baton.cli_views import tasks_table
+
+    s, task, _ = waiting_task()
+    s.abort_done(task)
+    (view,) = s.sched.snapshot(s.now)
+    assert view.waiting_until == T0 + 60
+    console = Console(record=True, width=200)
+    console.print(tasks_table([vars_of(view)], now=s.now))
+    assert "waits for the reset at" in console.export_text()
+    s.advance(60)
+    s.fire(wake_timer(task.id))
+    (view,) = s.sched.snapshot(s.now)
+    assert view.waiting_until is None
+
+
+def vars_of(view: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(view)
