@@ -94,6 +94,7 @@ from baton.tasks.launch import LaunchRequest, LaunchResult, ToolError, key_for, 
 from baton.tasks.lifecycle import Lifecycle
 from baton.tasks.model import (
     LIVE,
+    WAITING,
     Attempt,
     EndReason,
     Mode,
@@ -370,12 +371,14 @@ class Scheduler:
         else:
             targets = [t for t in self.index.tasks.values() if t.status in LIVE]
         actions: list[TaskAction] = []
-        done: list[tuple[Task, TaskStatus]] = []
-        for task in targets:
+        previous: dict[str, TaskStatus] = {}
+        # The waiting ones first: ending a running target frees its slot, which must not go to a
+        # queued target about to be cancelled too (it would get a child created for nothing).
+        for task in sorted(targets, key=lambda t: t.status not in WAITING):
             if task.status in LIVE:
-                previous = task.status
+                previous[task.id] = task.status
                 self.lifecycle.end(task, TaskEvent.CANCEL, reason, now, actions)
-                done.append((task, previous))
+        done = [(task, previous[task.id]) for task in targets if task.id in previous]
         descendants = sum(t.cascaded for t, _ in done)
         report = CancelReport(
             tuple(CancelledTask(t.id, t.description, p.value, t.session_id) for t, p in done), descendants,

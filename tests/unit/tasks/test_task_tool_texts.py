@@ -269,8 +269,6 @@ def test_the_cancel_report_in_full() -> None:
     assert nothing.text == "[baton] Nothing to cancel: none of your background tasks is running."
 
 
-@pytest.mark.xfail(strict=True, reason="scheduler.cancel ends its targets one by one, so the slot of the first "
-                   "goes to a queued target, which gets a child created before it is cancelled too")
 def test_cancel_all_creates_no_child_for_a_queued_task_it_cancels() -> None:
     """§14.4.3: a queued task cancelled with the others only leaves its queue; it is reported as queued
     and no session is created for it."""
