@@ -16,7 +16,7 @@ import pytest
 from conftest import BatonFactory, answer_of, texts, user_messages, wait_until
 
 from baton.testing.baton_process import BatonProcess
-from baton.testing.fake_provider import Answer, FakeProvider, Refuse
+from baton.testing.fake_provider import Answer, FakeProvider, Refuse, ToolCall
 from baton.testing.opencode import OpencodeServer
 
 pytestmark = pytest.mark.integration
@@ -159,3 +159,31 @@ def test_a_context_window_too_small_is_passed_over(
     assert fresh_provider.requests_for("third") == []
     (guard,) = entries(baton, sid, "guard")
     assert "fake/third's context window (16,000 tokens) cannot hold the session" in guard["text"]
+
+
+def test_a_task_whose_chain_is_limited_waits_for_the_reset_then_completes(
+    opencode: OpencodeServer, fresh_provider: FakeProvider, start_baton: BatonFactory
+) -> None:
+    """A background task on the backup (chain: the third) meets both rate-limited: it waits in its
+    queue for the first reset instead of failing, then runs on that model and is reported once."""
+    call = ToolCall("baton_task", {"description": "job", "prompt": "do the job", "category": "quick",
+                                   "run_in_background": True})
+    fresh_provider.script("primary", call, Answer("carrying on"), Answer("saw the result"))
+    fresh_provider.script("backup", Refuse(429, "Rate limit reached. Please try again in 4s."),
+                          Answer("child result: 42"))
+    fresh_provider.script("third", Refuse(429, "Rate limit reached. Please try again in 10 minutes."))
+    baton = start_baton({"categories": {"quick": {"model": "fake/backup", "fallback_models": ["fake/third"]}}})
+    parent = opencode.create_session("task waits")["id"]
+    opencode.prompt_async(parent, "delegate this")
+
+    def parked() -> list[dict[str, Any]]:
+        return [e for e in baton.journal() if e["kind"] == "task_parked"]
+
+    (note,) = wait_until(parked, what="the task's wait")
+    assert note["data"]["to"] == "fake/backup"
+    (row,) = wait_until(lambda: [r for r in baton.task_rows() if r["status"] == "completed"], timeout=40,
+                        what="the task's completion")
+    assert "42" in row["result"]
+    first, resumed = fresh_provider.requests_for("backup")
+    assert resumed.wall >= note["data"]["until"]
+    wait_until(lambda: any(texts(m) == "saw the result" for m in opencode.messages(parent)), what="the wake")
