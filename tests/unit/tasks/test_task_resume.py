@@ -6,11 +6,12 @@ Written against the mutants mutation testing left alive in ``recovery`` (``scrip
 
 from __future__ import annotations
 
-from task_sim import CreateChild, LookupSession, Note, P, PollStatus, PromptChild, Sim, make_config, of
+from task_sim import CreateChild, LookupSession, Note, P, PollStatus, PromptChild, Schedule, Sim, make_config, of
 
 from baton.events import StatusType
 from baton.tasks import EndReason, Mode, TaskStatus
 from baton.tasks.events import Attached, Detached, HostRestarted
+from baton.tasks.lifecycle import TICK_KEY
 
 STALE_S = 180.0  # background_task.staleTimeoutMs default, §3.1
 TTL_S = 1800.0  # background_task.taskTtlMs default
@@ -139,3 +140,15 @@ def test_a_short_detach_is_credited_exactly() -> None:
     s.advance(0.5)
     s.tick()
     assert task.stop_reason is EndReason.STALE
+
+
+def test_the_tick_is_armed_again_when_baton_reattaches() -> None:
+    """§9 rule 4: nothing is evaluated while detached; once attached, the timeout tick runs again."""
+    s = Sim()
+    task = s.launch()
+    s.start(task)
+    s.feed(Detached())
+    s.advance(5)
+    assert of(s.tick(), Schedule) == []  # detached: the tick does nothing, not even re-arm itself
+    out = s.feed(Attached())
+    assert [a.key for a in of(out, Schedule)] == [TICK_KEY]
