@@ -7,10 +7,11 @@ Written against the mutants mutation testing left alive in ``notify`` (``scripts
 
 from __future__ import annotations
 
-from task_sim import P, Sim
+from task_sim import Deliver, P, Sim, of
 
 from baton.events import StatusType
 from baton.tasks import NotifyState, Task
+from baton.tasks.events import ParentCompacted
 from baton.tasks.notify import COALESCE_S
 
 
@@ -50,3 +51,18 @@ def test_a_delivered_wake_stays_delivered_and_its_batch_closed_after_a_restart()
     s.answer(second)
     (next_wake,) = s.parent_idle_and_flush()
     assert "(1 in this batch)" in next_wake.text and first.id not in next_wake.text
+
+
+def test_a_compaction_notice_owed_at_a_restart_goes_out_after_it() -> None:
+    """§12.4.1, §15.2: the list after a compaction is an outbox row like any other; its text survives
+    a restart and is sent once P is ready."""
+    s = Sim()
+    task = running(s, description="long job")
+    s.status(P, StatusType.BUSY)
+    s.feed(ParentCompacted(P))
+    s.restart()
+    s.advance(1)
+    sent = of(s.polled({task.session_id or "": StatusType.BUSY}), Deliver)  # P absent: idle
+    sent += s.parent_idle_and_flush()
+    (msg,) = sent
+    assert msg.no_reply and f'- {task.id} "long job": running, agent explore' in msg.text
