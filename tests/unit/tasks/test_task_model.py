@@ -146,3 +146,24 @@ def test_message_ids_ascend_even_within_one_millisecond_and_if_the_clock_goes_ba
     ids = IdSource(1)
     seen = [ids.message_id(t) for t in (100.0, 100.0, 100.0005, 99.0, 101.0)]
     assert seen == sorted(seen) and len(set(seen)) == len(seen)
+
+
+def test_every_task_id_is_bg_and_eight_hex_characters() -> None:
+    """§4.1: ``bg_`` followed by 8 random hex characters, whatever the draw."""
+    ids = IdSource(7)
+    drawn = [ids.task_id() for _ in range(200)]
+    assert all(len(t) == 11 and t.startswith("bg_") and int(t[3:], 16) >= 0 for t in drawn)
+
+
+def test_a_message_id_carries_its_millisecond_like_opencode_s() -> None:
+    """Message ids sort with opencode's by time: the 12 hex characters are the low 48 bits of
+    ``ms * 0x1000 + counter`` (the counter counts from 1 within a millisecond), so an id baton makes
+    at a millisecond sorts after opencode's of the millisecond before and before the next one's."""
+    ms = 1_800_000_000_123
+    ids = IdSource(3)
+    first, second = ids.message_id(ms / 1000), ids.message_id(ms / 1000)
+    low48 = (1 << 48) - 1
+    assert [int(m[4:16], 16) for m in (first, second)] == [(ms * 0x1000 + 1) & low48, (ms * 0x1000 + 2) & low48]
+    opencode_before = f"msg_{((ms - 1) * 0x1000 + 0xFFF) & low48:012x}zzzzzzzzzzzzzz"
+    opencode_after = f"msg_{((ms + 1) * 0x1000 + 1) & low48:012x}00000000000000"
+    assert opencode_before < first < second < opencode_after

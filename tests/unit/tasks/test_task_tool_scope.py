@@ -7,7 +7,7 @@ Written against the mutants mutation testing left alive in ``scheduler`` and ``c
 
 from __future__ import annotations
 
-from task_sim import P, Sim
+from task_sim import AbortChild, P, Sim, of
 
 from baton.events import SessionError
 from baton.tasks import CancelRequest, TaskStatus, ToolError
@@ -65,3 +65,20 @@ def test_a_fallback_closes_the_attempt_it_leaves_and_times_the_next() -> None:
     assert first.error is not None and "rate limit exceeded" in first.error.lower()
     assert (second.model, second.started_at, second.ended_at) == ("prov/b", s.now, None)
     assert task.started_at == started  # the run time counts from the first start
+
+
+def test_an_abort_goes_to_the_child_s_directory() -> None:
+    """§6.1, §14.4.3: calls about the child name the directory it was created in."""
+    s = Sim()
+    task = s.launch(directory="/work/p")
+    s.start(task, "ses_c")
+    _, actions = s.sched.cancel(CancelRequest(task_id=task.id, caller_session_id=P), s.now)
+    assert of(actions, AbortChild) == [AbortChild(task.id, "ses_c", "/work/p")]
+
+
+def test_the_provider_of_a_key_is_the_text_before_its_first_slash() -> None:
+    """§5.3.1-2: ``openrouter/anthropic/claude`` is a model of provider ``openrouter``, whose limit applies."""
+    s = Sim({"background_task": {"providerConcurrency": {"openrouter": 1}}})
+    first = s.launch(parent_model="openrouter/anthropic/claude")
+    second = s.launch(parent_model="openrouter/anthropic/claude")
+    assert (first.status, second.status) == (TaskStatus.STARTING, TaskStatus.QUEUED)

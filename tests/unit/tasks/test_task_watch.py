@@ -208,3 +208,15 @@ def test_a_tool_part_without_a_state_is_counted_but_never_compared() -> None:
         part = {"id": f"prt_s{i}", "sessionID": task.session_id, "messageID": mid, "type": "tool", "tool": "read"}
         s.feed(PartUpdated(task.session_id, mid, f"prt_s{i}", "tool", None, part))
     assert task.stop_reason is None and (task.tool_calls, task.last_tool) == (6, "read")
+
+
+def test_the_cap_counts_every_text_part_of_the_answer() -> None:
+    """§3 fixed values: 256 KiB is the cap of the whole answer, however many parts it comes in."""
+    s = Sim()
+    task = running(s)
+    mid = s.next_id()
+    s.assistant(task, mid)
+    for i, letter in enumerate("abcd"):
+        text_part(s, task, mid, f"prt_{i}", letter * (100 * 1024))
+    finish(s, task, mid)
+    assert task.result == "a" * (100 * 1024) + "b" * (100 * 1024) + "c" * (56 * 1024) + "\n\n" + CUT_NOTE
