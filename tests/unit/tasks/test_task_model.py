@@ -167,3 +167,21 @@ def test_a_message_id_carries_its_millisecond_like_opencode_s() -> None:
     opencode_before = f"msg_{((ms - 1) * 0x1000 + 0xFFF) & low48:012x}zzzzzzzzzzzzzz"
     opencode_after = f"msg_{((ms + 1) * 0x1000 + 1) & low48:012x}00000000000000"
     assert opencode_before < first < second < opencode_after
+
+
+def test_a_row_keeps_every_field_of_the_record() -> None:
+    """§4.1, §15.2: the store row is the whole record; a task rebuilt from it after a restart equals
+    the task that was saved, every field set to something other than its default."""
+    task = Task(
+        id="bg_0000abcd", parent_session_id="ses_p", description="d", prompt="p", agent="explore",
+        model="prov/b", key="prov/b", queue_seq=7, queued_at=1.5, mode=Mode.FOREGROUND,
+        parent_message_id="msg_parent", root_session_id="ses_root", depth=2, category="quick", system="Be brief.",
+        tools={"task": False}, variant="low", chain=["prov/a", "prov/b"], attempt=1,
+        attempts=[Attempt("prov/a", 2.0, 3.0, "rate limit"), Attempt("prov/b", 4.0, None, None)],
+        status=TaskStatus.CANCELLED, end_reason=EndReason.STALE, error="no activity", session_id="ses_c",
+        anchor_message_id="msg_anchor", continues="bg_00000001", directory="/work/p", parent_agent="build",
+        parent_model="prov/parent", created_at=1.25, started_at=2.0, last_activity_at=5.0, ended_at=6.0,
+        tool_calls=3, last_tool="grep", result="half", notify=NotifyState.PENDING, stop_reason=EndReason.STALE,
+        batch_closed="msg_wake", cascaded=2, prompt_resends=1, anchor_text="wake text", not_before=9.0,
+    )
+    assert Task.from_row(json.loads(json.dumps(task.to_row()))) == task
