@@ -7,7 +7,7 @@ Written against the mutants mutation testing left alive in ``lifecycle`` and ``s
 
 from __future__ import annotations
 
-from task_sim import PromptChild, Sim, of
+from task_sim import CreateChild, P, PromptChild, Sim, of
 
 from baton.events import SessionError
 from baton.tasks import EndReason
@@ -43,3 +43,12 @@ def test_the_tool_call_cap_stops_a_task_over_it_not_at_it() -> None:
     assert task.stop_reason is None
     s.tool(task, "read", {"path": "f10"})
     assert task.stop_reason is EndReason.RUNAWAY and task.error == "11 tool calls, over the cap of 10"
+
+
+def test_the_child_is_created_under_the_parent_in_its_directory_with_a_findable_title() -> None:
+    """§6.2: parentID P, the parent's directory, and a title with the description (cut at 80
+    characters), the agent and the task id, so that a restart can find the child again."""
+    s = Sim()
+    task = s.launch(description="d" * 100, directory="/work/p")
+    (create,) = of(s.log, CreateChild)
+    assert create == CreateChild(task.id, P, f"{'d' * 80} (explore) [{task.id}]", "/work/p")
