@@ -155,7 +155,7 @@ def configured_chains(config: Config) -> list[NamedChain]:
         own = agent.max_cost_ratio is not None
         chains.append(NamedChain(
             owner, primary, resolved.models, _named(agent.primary_model, resolved, inherited), inherited,
-            agent.max_cost_ratio if own else guard, f"{owner}.max_cost_ratio" if own else "baton.max_cost_ratio"))
+            config.max_cost_ratio_for(name), f"{owner}.max_cost_ratio" if own else "baton.max_cost_ratio"))
     for name, category in config.categories.items():
         if category.disable or (category.chain is None and category.primary_model is None):
             continue

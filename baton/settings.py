@@ -363,3 +363,10 @@ class Config(_Frozen):
     """A file itself turns ``runtime_fallback`` on: what upstream's plugin (default off) acts on."""
     _agent_memo: Any = PrivateAttr(None)
     """Agent-name index, built by :func:`baton.chains.agent_key_for` on first use."""
+
+    def max_cost_ratio_for(self, agent_key: str | None) -> float | None:
+        """The spend guard for an agent: its own ``max_cost_ratio``, else ``baton.max_cost_ratio``;
+        None: off."""
+        agent = self.agents.get(agent_key) if agent_key else None
+        own = agent.max_cost_ratio if agent is not None else None
+        return own if own is not None else self.baton.max_cost_ratio

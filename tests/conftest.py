@@ -14,6 +14,7 @@ Tests that set their own example count scale it with the profile:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -64,3 +65,13 @@ def opencode_server() -> Iterator[OpencodeFactory]:
     yield start
     for server in started:
         server.close()
+
+
+@pytest.fixture(name="utc")
+def _utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time is UTC for the test: clock times in toasts and tables read the same on any machine."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -182,9 +182,19 @@ class FallbackCore:
         for i in candidates:
             if not self.cooling(chain[i], now):
                 return i
-        if not candidates:
-            return start
-        return min(candidates, key=lambda i: self.cooldowns.until(chain[i]) or 0.0)
+        soonest = self.soonest_reset(((i, chain[i]) for i in candidates), now)
+        return soonest[0] if soonest is not None else start
+
+    def soonest_reset(self, candidates: Iterable[tuple[int, str]], now: float) -> tuple[int, str, float] | None:
+        """Of ``candidates`` (chain position, model), the one cooling at ``now`` whose cooldown ends
+        first (the earlier candidate on a tie), with that end; None when none is cooling. Where a
+        task starts, where a parked turn or a waiting task resumes (runtime-fallback §6.10)."""
+        best: tuple[int, str, float] | None = None
+        for index, model in candidates:
+            until = self.cooldowns.until(model)
+            if until is not None and until > now and (best is None or until < best[2]):
+                best = (index, model, until)
+        return best
 
     # ------------------------------------------------------------------ learning from a failure
 

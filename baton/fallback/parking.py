@@ -24,7 +24,7 @@ from datetime import datetime
 from baton.actions import AbortTurn, Action, CancelTimer, Note, ResendIntent, SaveIntent, Schedule, Toast
 from baton.events import StatusType
 from baton.fallback.core import NoCandidate
-from baton.fallback.state import FallbackState, PolicyState, Session
+from baton.fallback.state import OWN_ABORT_GRACE_S, FallbackState, PolicyState, Session
 from baton.models import same_model
 
 __all__ = ["PARK_GRACE_S", "Parker", "clock_time", "park_key"]
@@ -86,14 +86,8 @@ class Parker:
         """The candidate whose cooldown ends first, and when; None when none is cooling."""
         fb = session.fb
         assert fb is not None
-        best: tuple[int, str, float] | None = None
-        for index, model in self.candidates(fb):
-            until = self.state.cooldowns.until(model)
-            if until is None or until <= now or not self._allowed(session, model):
-                continue
-            if best is None or until < best[2]:
-                best = (index, model, until)
-        return best
+        allowed = ((index, model) for index, model in self.candidates(fb) if self._allowed(session, model))
+        return self.state.core.soonest_reset(allowed, now)
 
     # ------------------------------------------------------------------ parking
 
@@ -122,7 +116,7 @@ class Parker:
         sid = session.id
         if session.status in (StatusType.BUSY, StatusType.RETRY):
             actions.append(AbortTurn(sid, session.directory))
-            fb.own_abort_until = now + 5.0
+            fb.own_abort_until = now + OWN_ABORT_GRACE_S
         fb.awaiting = False
         fb.pending = None
         fb.retry_key = None

@@ -19,7 +19,13 @@ from baton.fallback.core import FallbackCore
 from baton.fallback.guards import Guard
 from baton.settings import Config, RuntimeFallbackConfig
 
-__all__ = ["FallbackState", "PolicyState", "Prepared", "Session", "SessionSnapshot", "Turn", "parts_by_id"]
+__all__ = [
+    "OWN_ABORT_GRACE_S", "FallbackState", "PolicyState", "Prepared", "Session", "SessionSnapshot", "Turn",
+    "parts_by_id",
+]
+
+OWN_ABORT_GRACE_S = 5.0
+"""How long an abort baton sent is expected to echo back (an abort error, an empty completion, idle)."""
 
 
 def parts_by_id(parts: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
@@ -168,14 +174,8 @@ class PolicyState:
 
     def guard(self, session: Session, reference: str | None) -> Guard:
         """The spend and context guards for a fallback of ``session`` away from ``reference``."""
-        agent = self.config.agents.get(session.agent_key) if session.agent_key else None
-        ratio = agent.max_cost_ratio if agent is not None and agent.max_cost_ratio is not None else None
-        return Guard(
-            self.catalog,
-            max_cost_ratio=ratio if ratio is not None else self.config.baton.max_cost_ratio,
-            reference=reference,
-            context_tokens=session.context_tokens,
-        )
+        return Guard(self.catalog, max_cost_ratio=self.config.max_cost_ratio_for(session.agent_key),
+                     reference=reference, context_tokens=session.context_tokens)
 
     def new_state(self, session: Session, model: str) -> FallbackState:
         """A fresh fallback state for ``session`` on ``model``: its chain resolved now."""

@@ -39,8 +39,9 @@ from baton.actions import (
 from baton.events import ResendOutcome, ResendResult, StatusType
 from baton.fallback.core import Choice, NoCandidate
 from baton.fallback.errors import ErrorInfo, ErrorType
+from baton.fallback.guards import Guard
 from baton.fallback.parking import Parker
-from baton.fallback.state import FallbackState, PolicyState, Prepared, Session, Turn
+from baton.fallback.state import OWN_ABORT_GRACE_S, FallbackState, PolicyState, Prepared, Session, Turn
 from baton.models import same_model
 
 __all__ = [
@@ -57,8 +58,6 @@ __all__ = [
     "watchdog_key",
 ]
 
-# How long an abort baton sent is expected to echo back (an abort error, an empty completion, idle).
-OWN_ABORT_GRACE_S = 5.0
 # Returned when an event needs nothing done: no list built per event, and immutable, so no caller
 # can add to what every other caller gets.
 NO_ACTIONS: Final[tuple[Action, ...]] = ()
@@ -107,13 +106,13 @@ class Switcher:
         self.clear_switch(fb, actions, session.id)
         return actions
 
-    def prepare(self, session: Session, failing: str, now: float) -> Choice | NoCandidate:
+    def prepare(self, session: Session, failing: str, now: float, guard: Guard | None = None) -> Choice | NoCandidate:
         """Choose the next usable model without changing anything (§6.3); a reason on failure."""
         fb = session.fb
         assert fb is not None
         return self.state.core.next_model(fb.chain, after=fb.index, attempts=fb.attempts, avoid=(fb.current, failing),
                                           now=now, connected=self.state.catalog.connected,
-                                          guard=self.state.guard(session, failing))
+                                          guard=guard or self.state.guard(session, failing))
 
     def switch(
         self,
@@ -145,10 +144,10 @@ class Switcher:
                      "(configure agents.<name>.fallback_models or baton.fallback_models)")
             )
             return
-        if choice is None:
-            choice = self.prepare(session, failing, now)
-        upto = choice.index if isinstance(choice, Choice) else None
         guard = self.state.guard(session, failing)
+        if choice is None:
+            choice = self.prepare(session, failing, now, guard)
+        upto = choice.index if isinstance(choice, Choice) else None
         refused = self.state.core.refusals(fb.chain, after=fb.index, upto=upto, guard=guard)
         if refused:
             actions.append(Note(sid, "guard", "passed over: " + "; ".join(r.text for r in refused),

@@ -71,10 +71,7 @@ class SchedulerState:
     def guard(self, task: Task) -> Guard:
         """The spend guard for a retry of ``task`` (the agent's own ``max_cost_ratio``, else
         ``baton.max_cost_ratio``), compared with the model that failed (runtime-fallback §6.10)."""
-        agent = self.config.agents.get(task.agent)
-        ratio = agent.max_cost_ratio if agent is not None else None
-        return Guard(self.catalog, max_cost_ratio=ratio if ratio is not None else self.config.baton.max_cost_ratio,
-                     reference=task.model)
+        return Guard(self.catalog, max_cost_ratio=self.config.max_cost_ratio_for(task.agent), reference=task.model)
 
     @property
     def core(self) -> FallbackCore:

@@ -48,18 +48,13 @@ class Waiting:
         config = self.state.config
         if not config.baton.park_when_exhausted or config.runtime_fallback.cooldown_seconds <= 0:
             return None
-        best: Wait | None = None
-        for index, model in enumerate(task.chain):
-            if not on_connected_provider(model, self.state.connected):
-                continue
-            until = self.state.cooldowns.until(model)
-            if until is None or until <= now:
-                return None  # one is usable now: nothing to wait for
-            if best is None or until < best.until:
-                best = Wait(index, model, until)
-        if best is None or best.until - now > config.baton.max_park_seconds:
+        connected = [(i, m) for i, m in enumerate(task.chain) if on_connected_provider(m, self.state.connected)]
+        if any(not self.state.cooldowns.is_cooling(model, now) for _, model in connected):
+            return None  # one is usable now: nothing to wait for
+        soonest = self.state.core.soonest_reset(connected, now)
+        if soonest is None or soonest[2] - now > config.baton.max_park_seconds:
             return None
-        return best
+        return Wait(*soonest)
 
     def hold(self, task: Task, until: float, actions: list[TaskAction]) -> None:
         """Keep ``task`` from being granted before ``until``; the wake timer grants it then."""

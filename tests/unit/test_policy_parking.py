@@ -12,8 +12,6 @@ Friday 2027-01-15 08:00 UTC.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +31,7 @@ DIRECTORY = "/work/project"
 DAY = 86_400
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # clock times read the same on any machine
 
 
 def sim(tmp_path: Path, cooling: dict[str, float], chain: list[str] | None = None, **sections: dict[str, Any]) -> Sim:

@@ -9,8 +9,6 @@ Clock times are read in UTC (``TZ`` set for each test): ``T0`` is 2027-01-15 08:
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,13 +29,7 @@ DIRECTORY = "/work/project"
 FIBERS = "All fibers interrupted without error"
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # clock times read the same on any machine
 
 
 def sim(tmp_path: Path, cooldowns: Cooldowns | None = None, **rf: Any) -> Sim:

@@ -82,7 +82,8 @@ SNAPSHOT: dict[str, list[str]] = {
     ],
     "baton.fallback.signals": ["Signals"],
     "baton.fallback.state": [
-        "FallbackState", "PolicyState", "Prepared", "Session", "SessionSnapshot", "Turn", "parts_by_id",
+        "FallbackState", "OWN_ABORT_GRACE_S", "PolicyState", "Prepared", "Session", "SessionSnapshot", "Turn",
+        "parts_by_id",
     ],
     "baton.fallback.switching": [
         "NO_ACTIONS", "OWN_ABORT_GRACE_S", "RESEND_ERROR_WINDOW_S", "RESEND_RETRY_FIRST_S", "RESEND_TRIES",
