@@ -7,11 +7,12 @@ message (on the model opencode shows it with) and then the intents left behind.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from policy_sim import Sim, make_config
@@ -173,7 +174,17 @@ class PolicyMachine(RuleBasedStateMachine):
                 assert 0 <= session.fb.index + 1 <= len(session.fb.chain)
 
 
+def _machine_settings(_: object) -> settings:
+    """150 examples under the ci profile, 20 times as many under BATON_HYPOTHESIS_PROFILE=deep
+    (tests/conftest.py). Under mutmut (scripts/mutation.py names the mutant in MUTANT_UNDER_TEST
+    when the test runs) only the verdict counts: a failure is not shrunk, which would take tens of
+    seconds per mutant and tell nothing more."""
+    mutating = bool(os.environ.get("MUTANT_UNDER_TEST"))
+    return settings(
+        max_examples=150 * settings().max_examples // 100, stateful_step_count=40, deadline=None,
+        phases=[p for p in settings().phases if not (mutating and p is Phase.shrink)],
+    )
+
+
 TestPolicyMachine = PolicyMachine.TestCase
-# 150 examples under the ci profile, 20 times as many under BATON_HYPOTHESIS_PROFILE=deep (tests/conftest.py).
-TestPolicyMachine.settings = settings(max_examples=150 * settings().max_examples // 100, stateful_step_count=40,
-                                      deadline=None)
+TestPolicyMachine.settings = property(_machine_settings)  # type: ignore[assignment]  # read at run time
