@@ -16,16 +16,16 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, overload
+from typing import Any, TypeVar, overload
 
+import anyio
 import structlog
 
 from baton.clock import Clock, SystemClock
-from baton.errors import BatonError
-from baton.store_mirror import BoxRow, JournalRow, Mirror, TaskRow
+from baton.store_mirror import SHAPE_ERRORS, BoxRow, JournalRow, Mirror, TaskRow, json_object
 from baton.store_pending import PendingTable, persist_pending
+from baton.store_port import CoolingRow, JournalEntry, StoreError, StoreTooNew
 from baton.store_schema import (
     INSERT_JOURNAL,
     SCHEMA_VERSION,
@@ -42,6 +42,8 @@ log = structlog.get_logger("baton")
 
 # The journal is for explaining recent decisions, not an archive.
 JOURNAL_KEEP = 20_000
+# How often serve checks the file (deleted, replaced) and retries failed writes.
+HEAL_EVERY_S = 1.0
 # A heal that failed (the disk is still full) is tried again this many seconds later.
 HEAL_RETRY_S = 5.0
 # What heal says of a file that went away: when it notices, when rewriting fails, when it worked.
@@ -52,38 +54,7 @@ _LOST = {
                  "the replaced file was rewritten with baton's state"),
 }
 
-# What a parser raises for a row of the wrong shape (AttributeError: a list where a dict belongs).
-_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
-
 T = TypeVar("T")
-
-
-class StoreError(BatonError):
-    """The state directory could not be opened, read or written."""
-
-    exit_code = 2
-
-
-class StoreTooNew(StoreError):
-    """The store was written by a newer baton: reading it could misread rows, writing could break them."""
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    ts: float
-    session_id: str | None
-    kind: str
-    text: str
-    data: dict[str, Any]
-
-
-class CoolingRow(NamedTuple):
-    """A model cooling down, as the store keeps it."""
-
-    model: str
-    until: float
-    reason: str
-    source: str
 
 
 @contextmanager
@@ -104,14 +75,6 @@ def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], ob
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
         raise
-
-
-def _object(text: Any) -> dict[str, Any]:
-    """A row's JSON, which must be an object: raises ValueError or TypeError otherwise."""
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise TypeError(f"a JSON {type(data).__name__} where an object belongs")
-    return data
 
 
 class Store(PendingTable):
@@ -204,6 +167,15 @@ class Store(PendingTable):
             except (TypeError, ValueError) as exc:
                 self._set_aside("model_health", str(model),
                                 json.dumps([model, until, reason, updated, source], default=str), f"bad column: {exc}")
+
+    def watch_cooldowns(self, on_cooldown: Callable[[CoolingRow], None]) -> None:
+        """Nothing to watch: one baton writes this file."""
+
+    async def run(self) -> None:
+        """Once a second: notice a deleted or replaced file, retry writes that failed."""
+        while True:
+            await anyio.sleep(HEAL_EVERY_S)
+            self.heal(self._clock.time())
 
     def close(self) -> None:
         """Close the file, after one last try to write what it has not taken yet."""
@@ -318,8 +290,8 @@ class Store(PendingTable):
         out: list[T] = []
         for row_id, text in rows:
             try:
-                out.append(parse(_object(text)))
-            except _SHAPE_ERRORS as exc:
+                out.append(parse(json_object(text)))
+            except SHAPE_ERRORS as exc:
                 self._set_aside(table, str(row_id), str(text), f"{type(exc).__name__}: {exc}")
         return out
 
@@ -441,7 +413,7 @@ class Store(PendingTable):
         entries: list[JournalEntry] = []
         for jid, ts, sid, kind, text, data in rows[-limit:] if limit > 0 else ():
             try:
-                entries.append(JournalEntry(ts, sid, kind, text, _object(data)))
-            except _SHAPE_ERRORS as exc:
+                entries.append(JournalEntry(ts, sid, kind, text, json_object(data)))
+            except SHAPE_ERRORS as exc:
                 self._set_aside("journal", str(jid), str(data), f"{type(exc).__name__}: {exc}")
         return entries

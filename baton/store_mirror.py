@@ -14,10 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["JOURNAL_BUFFER", "BoxRow", "Cooldown", "JournalRow", "Mirror", "PendingRow", "QuarantineRow", "TaskRow"]
+__all__ = [
+    "JOURNAL_BUFFER", "SHAPE_ERRORS", "BoxRow", "Cooldown", "JournalRow", "Mirror", "PendingRow", "QuarantineRow",
+    "TaskRow", "json_object",
+]
 
 # Journal entries kept while the file cannot take them; the oldest go first beyond this.
 JOURNAL_BUFFER = 10_000
+
+# What a parser raises for a row of the wrong shape (AttributeError: a list where a dict belongs).
+SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
 
 # (ts, session_id, kind, text, data as JSON): a journal row as inserted.
 JournalRow = tuple[float, str | None, str, str, str]
@@ -93,6 +99,14 @@ class PendingRow:
     def params(self, key: tuple[str, str]) -> tuple[str, str, str, float]:
         """Values for the ``pending`` upsert; ``key`` is (kind, key)."""
         return key[0], key[1], self.row, self.updated
+
+
+def json_object(text: Any) -> dict[str, Any]:
+    """A row's JSON, which must be an object: raises ValueError or TypeError otherwise."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise TypeError(f"a JSON {type(data).__name__} where an object belongs")
+    return data
 
 
 def _dumps(row: dict[str, Any]) -> str:

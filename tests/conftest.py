@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, settings
 
 from baton.testing.fake_provider import FakeProvider
 from baton.testing.opencode import OpencodeServer
+from baton.testing.postgres import TestPostgres
 
 OpencodeFactory = Callable[..., OpencodeServer]
 
@@ -75,3 +76,19 @@ def _utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TestPostgres]:
+    """A real PostgreSQL for the session: ``BATON_TEST_DATABASE_URL``, else a private pgserver one."""
+    server = TestPostgres()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_url(postgres: TestPostgres) -> str:
+    """A fresh, empty database of its own for one test."""
+    return postgres.new_database()

@@ -131,9 +131,18 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.store": ["CoolingRow", "JournalEntry", "Store", "StoreError", "StoreTooNew"],
     "baton.store_mirror": [
         "BoxRow", "Cooldown", "JOURNAL_BUFFER", "JournalRow", "Mirror", "PendingRow", "QuarantineRow",
-        "TaskRow",
+        "SHAPE_ERRORS", "TaskRow", "json_object",
     ],
     "baton.store_pending": ["PENDING_KEY", "PENDING_MIGRATION", "PendingTable", "persist_pending"],
+    "baton.store_pg": ["PgStore", "is_database_url", "shown_url"],
+    "baton.store_pg_schema": [
+        "COOLDOWN_CHANNEL", "DELETE_BOX", "DELETE_PENDING", "DELETE_TASK", "INSERT_JOURNAL",
+        "INSERT_QUARANTINE", "MIGRATIONS", "SCHEMA_VERSION", "UPSERT_BOX", "UPSERT_COOLDOWN",
+        "UPSERT_PENDING", "UPSERT_TASK", "migrate", "schema_version",
+    ],
+    "baton.store_port": [
+        "CoolingRow", "JournalEntry", "StoreError", "StorePort", "StoreTooNew", "StoreUnreachable",
+    ],
     "baton.store_schema": [
         "INSERT_JOURNAL", "MIGRATIONS", "SCHEMA_VERSION", "UPSERT_BOX", "UPSERT_COOLDOWN", "UPSERT_TASK",
         "migrate", "quarantine",
@@ -215,6 +224,7 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.testing.opencode_process": [
         "OpencodeProcess", "base_env", "free_port", "opencode_config", "port_taken",
     ],
+    "baton.testing.postgres": ["TestPostgres"],
     "baton.testing.recorder": ["EventRecorder"],
     "baton.tools": [
         "DEFAULT_OUTPUT_TIMEOUT_MS", "PROGRESS_INTERVAL_S", "SERVER_NAME", "TOOL_NAMES", "build_mcp_app",
