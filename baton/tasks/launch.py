@@ -75,6 +75,7 @@ class LaunchRequest:
     parent_message_id: str | None = None
     parent_agent: str | None = None
     parent_model: str | None = None
+    parent_variant: str | None = None
     depth_of_parent: int = 0
     root_session_id: str | None = None
     lineage_error: str | None = None

@@ -220,6 +220,7 @@ class Task:
     directory: str | None = None
     parent_agent: str | None = None
     parent_model: str | None = None
+    parent_variant: str | None = None
     created_at: float = 0.0
     started_at: float | None = None
     last_activity_at: float | None = None
@@ -266,7 +267,8 @@ class Task:
             "end_reason": self.end_reason.value if self.end_reason is not None else None, "error": self.error,
             "session_id": self.session_id, "anchor_message_id": self.anchor_message_id,
             "continues": self.continues, "directory": self.directory, "parent_agent": self.parent_agent,
-            "parent_model": self.parent_model, "created_at": self.created_at, "started_at": self.started_at,
+            "parent_model": self.parent_model,
+            "parent_variant": self.parent_variant, "created_at": self.created_at, "started_at": self.started_at,
             "last_activity_at": self.last_activity_at, "ended_at": self.ended_at, "tool_calls": self.tool_calls,
             "last_tool": self.last_tool, "result": self.result, "notify": self.notify.value,
             "stop_reason": self.stop_reason.value if self.stop_reason is not None else None,

@@ -28,6 +28,7 @@ from typing import Any
 
 from baton.actions import Note, Schedule
 from baton.events import StatusType
+from baton.models import same_model
 from baton.tasks import texts
 from baton.tasks.actions import Deliver, SaveOutbox, SaveTask, TaskAction
 from baton.tasks.events import DeliveryOutcome
@@ -69,6 +70,8 @@ class Parent:
     user_aborted_at: float = _NEG
     agent: str | None = None
     model: str | None = None
+    variant: str | None = None
+    """The variant of ``model`` as P's newest message chose it (None: the model's default)."""
     rows: dict[str, OutboxRow] = field(default_factory=dict)
     frozen: deque[Frozen] = field(default_factory=deque)
     sending: bool = False
@@ -164,13 +167,14 @@ class Notifier:
             self.pump(parent_id, now, actions)
 
     def on_user(self, parent_id: str, message_id: str, agent: str | None, model: str | None, now: float,
-                actions: list[TaskAction]) -> None:
+                actions: list[TaskAction], variant: str | None = None) -> None:
         parent = self.parents.get(parent_id)
         if parent is None or message_id in parent.own_ids or any(f.message_id == message_id for f in parent.frozen):
             return
         parent.last_user_at = now
         parent.agent = agent or parent.agent
-        parent.model = model or parent.model
+        if model:
+            parent.model, parent.variant = model, variant  # a message that names a model names its variant
         if parent.pending:
             self.pump(parent_id, now, actions)
 
@@ -215,16 +219,32 @@ class Notifier:
         return texts.notification(updates, summary=summary, waking=waking, batch=batch,
                                   outstanding=outstanding, extra=extra)
 
-    def _envelope(self, parent: Parent, text: str, no_reply: bool) -> dict[str, Any]:
-        """P's current agent/model, else those captured at launch; tools only if P is a baton child."""
+    def _newest_launch(self, parent: Parent) -> Task | None:
         launched = self.index.children.get(parent.id, ())
-        newest = max((self.index.tasks[t] for t in launched), key=lambda t: t.created_at, default=None)
+        return max((self.index.tasks[t] for t in launched), key=lambda t: (t.created_at, t.queue_seq), default=None)
+
+    def _model_of(self, parent: Parent) -> tuple[str | None, str | None]:
+        """P's model and its variant as last seen, else as recorded at P's newest launch."""
+        if parent.model:
+            return parent.model, parent.variant
+        newest = self._newest_launch(parent)
+        return (newest.parent_model, newest.parent_variant) if newest is not None else (None, None)
+
+    def on_assistant_model(self, parent: Parent, model: str) -> None:
+        """P answered with ``model``: the variant stays if the model is the one chosen, else it is unknown."""
+        known, variant = self._model_of(parent)
+        parent.model, parent.variant = model, variant if same_model(model, known) else None
+
+    def _envelope(self, parent: Parent, text: str, no_reply: bool) -> dict[str, Any]:
+        """P's current agent/model/variant, else those captured at launch; tools only if P is a baton child."""
+        newest = self._newest_launch(parent)
         own = self.index.task_on(parent.id)
+        model, variant = self._model_of(parent)
         return {
             "text": text, "no_reply": no_reply,
             "agent": parent.agent or (newest.parent_agent if newest else None),
-            "model": parent.model or (newest.parent_model if newest else None),
-            "variant": None,
+            "model": model,
+            "variant": variant,
             "tools": dict(own.tools) if own is not None else None,
             "directory": own.directory if own is not None else (newest.directory if newest else None),
         }

@@ -10,7 +10,7 @@ restart rebuilds the same views from the rows (queues ordered by ``queue_seq``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from baton.settings import BackgroundTaskConfig
 from baton.tasks.model import LIVE, SLOT_HOLDING, TERMINAL, WAITING, Mode, Task, TaskEvent, TaskStatus, transition
@@ -224,18 +224,3 @@ class TaskIndex:
         """The live task whose child is ``session_id``, if any."""
         task = self.task_on(session_id)
         return task if task is not None and task.status in LIVE else None
-
-    def descendants(self, task: Task) -> Iterator[Task]:
-        """Every task under ``task``'s child, depth first (all states)."""
-        stack = [task]
-        seen = {task.id}
-        while stack:
-            current = stack.pop()
-            if current.session_id is None:
-                continue
-            for tid in sorted(self.children.get(current.session_id, ())):
-                if tid not in seen:
-                    seen.add(tid)
-                    child = self.tasks[tid]
-                    yield child
-                    stack.append(child)

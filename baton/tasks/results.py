@@ -210,7 +210,7 @@ class Results:
         tasks = sorted(
             (t for tid in self.index.children.get(event.session_id, ())
              if (t := self.index.tasks[tid]).status in LIVE or (t.ended_at is not None and now - t.ended_at <= keep)),
-            key=lambda t: t.created_at,
+            key=lambda t: (t.created_at, t.queue_seq),  # launched in the same instant: in launch order
         )
         if not tasks:
             return []

@@ -331,7 +331,8 @@ class Scheduler:
             chain=list(plan.chain), attempt=plan.attempt, attempts=[Attempt(plan.model or plan.agent)],
             session_id=continues.session_id if continues else None, continues=continues.id if continues else None,
             directory=request.directory or (continues.directory if continues else None),
-            parent_agent=request.parent_agent, parent_model=request.parent_model, created_at=now,
+            parent_agent=request.parent_agent, parent_model=request.parent_model,
+            parent_variant=request.parent_variant, created_at=now,
         )
         self.index.add(task)
         self.state.notifier.ensure(task.parent_session_id, StatusType.BUSY)  # P is inside this very tool call

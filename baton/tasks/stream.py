@@ -107,7 +107,8 @@ class StreamEvents:
         parent = self.notifier.parents.get(event.session_id)
         if parent is not None and event.agent != COMPACTION_AGENT:
             parent.agent = event.agent or parent.agent
-            parent.model = event.model or parent.model
+            if event.model:
+                self.notifier.on_assistant_model(parent, event.model)
             if event.error is not None and classify_error(event.error).type is ErrorType.ABORT:
                 parent.user_aborted_at = now
         return actions
@@ -119,7 +120,9 @@ class StreamEvents:
         if own is not None and own.anchor_message_id == event.message_id:
             return []  # baton's own prompt to this child
         actions: list[TaskAction] = []
-        self.notifier.on_user(event.session_id, event.message_id, event.agent, event.model, now, actions)
+        # ``variant``: the user message's own (opencode ``info.variant``) once the event carries it.
+        self.notifier.on_user(event.session_id, event.message_id, event.agent, event.model, now, actions,
+                              variant=getattr(event, "variant", None))
         return actions
 
     def on_status(self, event: SessionStatus, now: float) -> list[TaskAction]:

@@ -316,12 +316,13 @@ def output_text(task: Task, position: int | None, now: float, waited_out: bool =
         text = (f"{_PREFIX} Task {task.id} is {task.status.value} ({who}), number {position} in line for "
                 f"{task.key}, waiting {duration(now - task.queued_at)}. A notification will come when it ends.")
     elif task.status in (TaskStatus.STARTING, TaskStatus.RUNNING, TaskStatus.RETRYING):
-        since = duration(now - task.last_activity_at) if task.last_activity_at is not None else "unknown"
-        run = duration(now - task.started_at) if task.started_at is not None else "not started"
+        run = f"Running for {duration(now - task.started_at)}" if task.started_at is not None else "Not started yet"
+        since = (f"last activity {duration(now - task.last_activity_at)} ago" if task.last_activity_at is not None
+                 else "no activity yet")
         text = (f"{_PREFIX} Task {task.id} is {task.status.value} ({who}, attempt {task.attempt + 1}). "
-                f"Running for {run}; {task.tool_calls} tool call(s)"
+                f"{run}; {task.tool_calls} tool call(s)"
                 + (f", last {task.last_tool}" if task.last_tool else "")
-                + f"; last activity {since} ago. Session: {task.session_id or 'not created yet'}. "
+                + f"; {since}. Session: {task.session_id or 'not created yet'}. "
                 "A notification will come when it ends.")
     elif task.status is TaskStatus.COMPLETED:
         text = (f"{_PREFIX} Task {task.id} completed in {duration(_run_time(task))} ({who}). "

@@ -188,15 +188,13 @@ def test_output_of_a_running_task_gives_its_progress() -> None:
 
 
 def test_output_of_a_task_still_starting() -> None:
-    """§14.3.2 starting: no run time, no activity and no session yet, each said so. (The wording is
-    pinned as it is; "Running for not started" and "unknown ago" read oddly.)"""
+    """§14.3.2 starting: no run time, no activity and no session yet, each said so."""
     s = Sim()
     task = s.launch()
     s.advance(2)
     assert s.sched.output(task.id, P, s.now) == (
-        f"[baton] Task {task.id} is starting (agent explore on prov/parent-model, attempt 1). Running for not "
-        "started; 0 tool call(s); last activity unknown ago. Session: not created yet. A notification will come "
-        "when it ends.")
+        f"[baton] Task {task.id} is starting (agent explore on prov/parent-model, attempt 1). Not started yet; "
+        "0 tool call(s); no activity yet. Session: not created yet. A notification will come when it ends.")
 
 
 def test_output_of_a_task_without_tool_calls_names_no_last_tool() -> None:
