@@ -1,6 +1,6 @@
 """The ``baton`` command line. The one module that prints.
 
-Exit codes: 0 success · 2 bad config or arguments · 3 opencode unreachable.
+Exit codes: 0 success · 2 bad config or arguments · 3 opencode or the database unreachable.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from baton.auth import read_token
 from baton.catalog import Catalog
 from baton.chain_check import check_chains, checked_models
 from baton.chains import describe
+from baton.cli_store import store_app
 from baton.cli_views import status_view, tasks_table
 from baton.clock import Clock, SystemClock
 from baton.config import Config, ConfigError, json_schema, load_config
@@ -47,6 +48,7 @@ __all__ = ["app", "main"]
 app = cyclopts.App(name="baton", version=__version__, help="Keeps opencode sessions running when providers fail.")
 config_app = cyclopts.App(name="config", help="Check or describe the configuration baton reads.")
 app.command(config_app)
+app.command(store_app)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -76,6 +78,7 @@ def serve_cmd(
     register_mcp: Annotated[bool, cyclopts.Parameter(negative="--no-register-mcp")] = True,
     allow_remote: bool = False,
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+    store: str | None = None,
 ) -> int:
     """Attach to a running opencode server and keep its sessions on a working model.
 
@@ -101,11 +104,14 @@ def serve_cmd(
     heartbeat_timeout
         Seconds without any event or heartbeat from opencode (it beats every 10 s) before the
         stream counts as dead and baton reconnects.
+    store
+        A ``postgresql://`` URL: share cooldowns with other batons (default BATON_STORE_URL;
+        without one, SQLite in the state dir). The password is never printed.
     """
     options = ServeOptions(
         opencode_url=opencode_url, config_path=config, listen=listen, state_dir=state_dir,
         connect_timeout=connect_timeout, project_dir=project, announce=lambda line: print(line, flush=True),
-        register_mcp=register_mcp, allow_remote=allow_remote, heartbeat_timeout=heartbeat_timeout,
+        register_mcp=register_mcp, allow_remote=allow_remote, heartbeat_timeout=heartbeat_timeout, store_url=store,
     )
     try:
         anyio.run(serve, options)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -39,6 +39,8 @@ from baton.runtime.tasks import TASK_ACTIONS, SessionTree, TaskChanges, TaskExec
 from baton.runtime.timers import Timers
 from baton.server import HttpServer, bind_socket, build_app, make_server
 from baton.store import Store
+from baton.store_pg import PgStore, is_database_url, shown_url
+from baton.store_port import StorePort
 from baton.tasks.model import OutboxRow, Task
 from baton.tasks.scheduler import Scheduler
 
@@ -49,7 +51,6 @@ log = structlog.get_logger("baton")
 
 DEFAULT_LISTEN = "127.0.0.1:4097"
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})
-STORE_HEAL_S = 1.0
 
 
 class StartupError(BatonError):
@@ -78,6 +79,8 @@ class ServeOptions:
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S
     # Wall time for the engine, the store and the task routes; tests pass a FakeClock.
     clock: Clock = field(default_factory=SystemClock)
+    # A postgresql:// URL: the fleet's shared store instead of SQLite in the state dir (or BATON_STORE_URL).
+    store_url: str | None = None
 
 
 def default_state_dir(env: dict[str, str]) -> Path:
@@ -193,9 +196,11 @@ async def serve(options: ServeOptions) -> None:
     state_dir = options.state_dir or default_state_dir(options.env)
     token = _token(state_dir, options.env)
     url, credentials = split_credentials(options.opencode_url)
-    # Local problems (state dir, store, port) fail at once, before any wait on the network.
-    with Store(state_dir / "baton.db", clock=options.clock) as store, _bind(host, port, options.listen) as sock:
-        async with OpencodeClient(url, auth=credentials or auth_from_env(options.env)) as client:
+    # Local problems (state dir, store, port) fail at once, before any wait on the network (the
+    # database's, bounded, comes next).
+    with _bind(host, port, options.listen) as sock:
+        async with _open_store(options, state_dir, scope=url.rstrip("/")) as store, \
+                OpencodeClient(url, auth=credentials or auth_from_env(options.env)) as client:
             where = await _reach(client, options.connect_timeout)
             directory = where.get("directory")
             project = options.project_dir or (Path(directory) if isinstance(directory, str) else None)
@@ -203,6 +208,26 @@ async def serve(options: ServeOptions) -> None:
             for warning in config.warnings:
                 log.warning(warning)
             await _run(options, client, config, store, sock, project, token)
+
+
+@asynccontextmanager
+async def _open_store(options: ServeOptions, state_dir: Path, *, scope: str) -> AsyncIterator[StorePort]:
+    """SQLite in the state dir, or the PostgreSQL the URL names (``scope``: the opencode server
+    this baton drives, whose tasks are its own in a shared database)."""
+    url = options.store_url or options.env.get("BATON_STORE_URL") or None
+    if url is None:
+        with Store(state_dir / "baton.db", clock=options.clock) as store:
+            yield store
+        return
+    if not is_database_url(url):
+        raise StartupError(f"--store must be a postgresql:// URL (got {shown_url(url)!r})", 2)
+    pg = await PgStore.open(url, scope=scope, clock=options.clock)
+    log.info("store: PostgreSQL", url=shown_url(url), scope=scope, instance=pg.instance)
+    try:
+        yield pg
+    finally:
+        with anyio.CancelScope(shield=True):
+            await pg.aclose()
 
 
 @contextmanager
@@ -216,7 +241,7 @@ def _bind(host: str, port: int, listen: str) -> Iterator[socket.socket]:
 
 
 async def _run(
-    options: ServeOptions, client: OpencodeClient, config: Config, store: Store, sock: socket.socket,
+    options: ServeOptions, client: OpencodeClient, config: Config, store: StorePort, sock: socket.socket,
     project: Path | None, token: str,
 ) -> None:
     host, port = parse_listen(options.listen)
@@ -238,7 +263,7 @@ async def _run(
         tg.start_soon(engine.run)
         tg.start_soon(server.serve, [sock])
         tg.start_soon(_stop_on_signal, tg.cancel_scope, server, engine.tasks)
-        tg.start_soon(_heal_store, store, options.clock)
+        tg.start_soon(store.run)
         tg.start_soon(_reload_on_hangup, options, project, engine)
         with anyio.move_on_after(options.connect_timeout):
             await engine.attached.wait()
@@ -250,7 +275,7 @@ async def _run(
 
 
 def build_engine(
-    client: OpencodeClient, config: Config, store: Store, *, clock: Clock, project_dir: str | None = None,
+    client: OpencodeClient, config: Config, store: StorePort, *, clock: Clock, project_dir: str | None = None,
     mcp_url: str | None = None, mcp_headers: Mapping[str, str] | None = None,
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S, on_attach: Callable[[int], None] | None = None,
 ) -> Engine:
@@ -261,6 +286,8 @@ def build_engine(
     cooldowns = Cooldowns()
     for row in store.cooling(clock.time()):  # with where each end came from, for baton status
         cooldowns.extend(row.model, row.until, row.source)
+    # Another baton's cooldown (a shared store) enters the same ledger the deciders read.
+    store.watch_cooldowns(lambda row: cooldowns.extend(row.model, row.until, row.source))
     scheduler = Scheduler(config, cooldowns, store.load_tasks(Task.from_row), store.load_outbox(OutboxRow.from_row))
     policy = FallbackPolicy(config, cooldowns, owned_elsewhere=scheduler.owns)
     jobs = Jobs()
@@ -275,13 +302,6 @@ def build_engine(
     stream = EventStream(client, router, attachment, clock=clock, heartbeat_timeout=heartbeat_timeout)
     return Engine(client=client, clock=clock, store=store, policy=policy, scheduler=scheduler, jobs=jobs,
                   fallback=fallback, router=router, tasks=tasks, attachment=attachment, stream=stream)
-
-
-async def _heal_store(store: Store, clock: Clock) -> None:
-    """Once a second: notice a deleted or replaced store file, retry writes that failed."""
-    while True:
-        await anyio.sleep(STORE_HEAL_S)
-        store.heal(clock.time())
 
 
 async def _reload_on_hangup(options: ServeOptions, project: Path | None, engine: Engine) -> None:

@@ -34,7 +34,7 @@ from baton.runtime.jobs import Jobs
 from baton.runtime.router import Router
 from baton.runtime.task_tools import TaskTools
 from baton.settings import Config
-from baton.store import Store
+from baton.store_port import StorePort
 from baton.tasks.scheduler import Scheduler
 
 __all__ = ["Engine", "EngineStats"]
@@ -62,7 +62,7 @@ class Engine:
 
     client: OpencodeClient
     clock: Clock
-    store: Store
+    store: StorePort
     policy: FallbackPolicy
     scheduler: Scheduler
     jobs: Jobs

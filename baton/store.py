@@ -168,7 +168,7 @@ class Store(PendingTable):
                 self._set_aside("model_health", str(model),
                                 json.dumps([model, until, reason, updated, source], default=str), f"bad column: {exc}")
 
-    def watch_cooldowns(self, on_cooldown: Callable[[CoolingRow], None]) -> None:
+    def watch_cooldowns(self, on_cooldown: Callable[[CoolingRow], object]) -> None:
         """Nothing to watch: one baton writes this file."""
 
     async def run(self) -> None:

@@ -22,7 +22,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, overload
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import anyio
 import psycopg
@@ -76,7 +76,7 @@ def shown_url(url: str) -> str:
     if parts.password is not None:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.partition(':')[0]}@{host}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"])
+    query = "&".join(item for item in parts.query.split("&") if item.partition("=")[0] != "password")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -101,7 +101,7 @@ class PgStore:
         self._journal: list[JournalRow] = []
         self._wake = asyncio.Event()
         self._resync = False  # the database missed writes: the next flush writes the whole mirror
-        self._on_cooldown: Callable[[CoolingRow], None] | None = None
+        self._on_cooldown: Callable[[CoolingRow], object] | None = None
         self._pool: AsyncConnectionPool[Conn] | None = None
         self.heard = 0
         """Cooldowns announced by other batons and applied here."""
@@ -175,9 +175,11 @@ class PgStore:
 
     @property
     def problem(self) -> str | None:
-        return self._write_problem or self._listen_problem
+        """None while writes go through and the announcements are heard; else what is wrong."""
+        problems = [p for p in (self._write_problem, self._listen_problem) if p is not None]
+        return "; ".join(problems) if problems else None
 
-    def watch_cooldowns(self, on_cooldown: Callable[[CoolingRow], None]) -> None:
+    def watch_cooldowns(self, on_cooldown: Callable[[CoolingRow], object]) -> None:
         self._on_cooldown = on_cooldown
 
     # --- background work -------------------------------------------------------------------

@@ -88,7 +88,7 @@ class StorePort(Protocol):
 
     def load_pending(self, kind: str, parse: Callable[[dict[str, Any]], T]) -> list[T]: ...
 
-    def watch_cooldowns(self, on_cooldown: Callable[[CoolingRow], None]) -> None:
+    def watch_cooldowns(self, on_cooldown: Callable[[CoolingRow], object]) -> None:
         """Call ``on_cooldown`` for each cooldown another baton writes (a single baton: never)."""
         ...
 

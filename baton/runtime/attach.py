@@ -29,7 +29,7 @@ from baton.fallback.policy import FallbackPolicy
 from baton.opencode.client import OpencodeClient, OpencodeError
 from baton.opencode.resync import resync
 from baton.runtime.router import Router
-from baton.store import Store
+from baton.store_port import StorePort
 from baton.tasks.events import Attached, Detached, HostRestarted
 from baton.tasks.scheduler import Scheduler
 
@@ -54,7 +54,7 @@ class Attachment:
         router: Router,
         policy: FallbackPolicy,
         scheduler: Scheduler,
-        store: Store,
+        store: StorePort,
         clock: Clock,
         *,
         mcp_url: str | None = None,

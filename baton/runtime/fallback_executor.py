@@ -34,7 +34,7 @@ from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavail
 from baton.opencode.resync import RESYNC_MESSAGE_LIMIT, resend_message
 from baton.runtime.jobs import Job
 from baton.runtime.timers import Timers
-from baton.store import JournalEntry, Store
+from baton.store_port import JournalEntry, StorePort
 from baton.tasks.actions import TaskAction
 
 __all__ = ["ABORT_TIMEOUT_S", "FALLBACK_ACTIONS", "PROMPT_RETRIES", "FallbackExecutor"]
@@ -50,7 +50,7 @@ FALLBACK_ACTIONS: tuple[type, ...] = (Note, Resend, AbortTurn, Schedule, CancelT
 class FallbackExecutor:
     """Executes :data:`FALLBACK_ACTIONS`; ``fallbacks`` counts the re-sends started (``/status``)."""
 
-    def __init__(self, client: OpencodeClient, store: Store, timers: Timers) -> None:
+    def __init__(self, client: OpencodeClient, store: StorePort, timers: Timers) -> None:
         self.client = client
         self.store = store
         self.timers = timers

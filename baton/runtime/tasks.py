@@ -24,7 +24,7 @@ from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPErr
 from baton.opencode.events import parse_status
 from baton.opencode.resync import has_message, newest_time
 from baton.runtime.jobs import Job
-from baton.store import Store
+from baton.store_port import StorePort
 from baton.tasks.actions import (
     AbortChild,
     CreateChild,
@@ -125,7 +125,7 @@ class SessionTree:
 class TaskExecutor:
     """Executes :data:`TASK_ACTIONS` for one attached opencode."""
 
-    def __init__(self, client: OpencodeClient, store: Store, tree: SessionTree, changes: TaskChanges) -> None:
+    def __init__(self, client: OpencodeClient, store: StorePort, tree: SessionTree, changes: TaskChanges) -> None:
         self.client = client
         self.store = store
         self.tree = tree
