@@ -129,3 +129,16 @@ def test_a_parent_with_nothing_left_is_forgotten_so_a_later_launch_brings_p_s_pr
     s.answer(second)
     (later,) = s.parent_idle_and_flush()
     assert (later.agent, later.model) == ("build", "prov/second")
+
+
+def test_an_end_while_a_message_is_in_flight_goes_out_when_that_one_is_delivered() -> None:
+    """Rule 2: one delivery per parent at a time; the next message follows the 2xx of the one before."""
+    s = Sim()
+    a, b, c = running(s), running(s), running(s)
+    s.answer(a)
+    (first,) = s.parent_idle_and_flush()
+    assert of(s.answer(b), Deliver) == []
+    s.advance(0.1)
+    (second,) = of(s.delivered(first), Deliver)
+    assert second.message_id != first.message_id and b.id in second.text
+    assert second.no_reply is True and c.status is TaskStatus.RUNNING  # c still runs: context only
