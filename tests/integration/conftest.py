@@ -52,8 +52,9 @@ def _start_baton(tmp_path: Path, opencode: OpencodeServer) -> Iterator[BatonFact
     """Start ``baton serve`` against the shared opencode with the given oh-my-opencode settings."""
     started: list[BatonProcess] = []
 
-    def start(settings: dict[str, Any], *, url: str | None = None, state: str = "state") -> BatonProcess:
-        baton = BatonProcess(url or opencode.url, tmp_path / state, settings=settings)
+    def start(settings: dict[str, Any], *, url: str | None = None, state: str = "state",
+              extra_args: list[str] | None = None) -> BatonProcess:
+        baton = BatonProcess(url or opencode.url, tmp_path / state, settings=settings, extra_args=extra_args)
         started.append(baton.start())
         return baton
 
