@@ -173,8 +173,10 @@ class Notifier:
             return
         parent.last_user_at = now
         parent.agent = agent or parent.agent
-        if model:
-            parent.model, parent.variant = model, variant  # a message that names a model names its variant
+        if model and variant is not None:
+            parent.model, parent.variant = model, variant
+        elif model:
+            self.on_assistant_model(parent, model)  # no variant said: the one known for the same model
         if parent.pending:
             self.pump(parent_id, now, actions)
 
@@ -231,7 +233,7 @@ class Notifier:
         return (newest.parent_model, newest.parent_variant) if newest is not None else (None, None)
 
     def on_assistant_model(self, parent: Parent, model: str) -> None:
-        """P answered with ``model``: the variant stays if the model is the one chosen, else it is unknown."""
+        """P used ``model`` without saying its variant: the variant known for that model stays, else none."""
         known, variant = self._model_of(parent)
         parent.model, parent.variant = model, variant if same_model(model, known) else None
 

@@ -120,9 +120,8 @@ class StreamEvents:
         if own is not None and own.anchor_message_id == event.message_id:
             return []  # baton's own prompt to this child
         actions: list[TaskAction] = []
-        # ``variant``: the user message's own (opencode ``info.variant``) once the event carries it.
-        self.notifier.on_user(event.session_id, event.message_id, event.agent, event.model, now, actions,
-                              variant=getattr(event, "variant", None))
+        # The event carries no variant (yet): the notifier keeps the one known for the same model.
+        self.notifier.on_user(event.session_id, event.message_id, event.agent, event.model, now, actions)
         return actions
 
     def on_status(self, event: SessionStatus, now: float) -> list[TaskAction]:

@@ -61,7 +61,8 @@ def test_p_answering_with_another_model_drops_the_variant() -> None:
 
 
 def test_a_user_message_sets_model_and_variant_together() -> None:
-    """The user's newest message names a model and its variant (or none: the model's default)."""
+    """The user's newest message names a model and its variant; naming another model without a variant
+    leaves none (the variant known was another model's)."""
     s = Sim()
     first, second = running(s, parent_variant="high"), running(s)
     notifier = s.sched.state.notifier
@@ -82,6 +83,17 @@ def test_a_user_message_without_a_model_keeps_model_and_variant() -> None:
     s = Sim()
     task = running(s, parent_variant="high")
     s.feed(UserMessage(P, s.next_id(), None, "plan"))
+    s.advance(QUIET_S)
+    s.answer(task)
+    (msg,) = s.parent_idle_and_flush()
+    assert (msg.agent, msg.model, msg.variant) == ("plan", "prov/parent-model", "high")
+
+
+def test_a_user_message_naming_the_same_model_without_a_variant_keeps_the_variant() -> None:
+    """opencode's user message event carries no variant: the one known for that model stays."""
+    s = Sim()
+    task = running(s, parent_variant="high")
+    s.feed(UserMessage(P, s.next_id(), "prov/parent-model", "plan"))
     s.advance(QUIET_S)
     s.answer(task)
     (msg,) = s.parent_idle_and_flush()
