@@ -141,3 +141,14 @@ def test_an_error_the_resync_showed_is_not_decided_again_after_an_adoption(tmp_p
     assert s.feed(reply("msg_a2", BACKUP, error=BAD_REQUEST)) == []
     fb = s.policy.sessions[S].fb
     assert fb is not None and fb.awaiting and fb.watchdog_at == T0 + 20 + 30
+
+
+def test_an_intent_for_a_turn_the_new_baton_switched_itself_is_skipped_and_said_in_full(tmp_path: Path) -> None:
+    """The resync showed the primary's 429: the new baton switched the turn itself (its own intent
+    replaced the old one in the store), so the old intent is only journaled."""
+    intent = first_switch(tmp_path)
+    s = restart(tmp_path, reply("msg_u1_a1", PRIMARY, error={"name": "APIError", "data": {
+        "message": "Too many requests", "statusCode": 429}}))
+    assert s.feed(RecoveredResend(intent)) == [
+        Note(S, "recovery_skipped", "a re-send from before baton's restart was found, but baton already re-sends "
+             "this turn since its restart")]

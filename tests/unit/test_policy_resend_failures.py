@@ -264,3 +264,13 @@ def test_a_reroute_passes_over_a_pricier_model_under_the_spend_guard(tmp_path: P
     out = s.busy(S)
     assert [r.model for r in resends(out)] == [THIRD]
     assert [n.kind for n in notes(out)] == ["guard", "switch"]
+
+
+def test_the_toast_of_a_switch_names_the_models_the_spend_guard_passed_over(tmp_path: Path) -> None:
+    s = sim(tmp_path, baton={"max_cost_ratio": 1.0})
+    catalog(s, ModelInfo(PRIMARY, 1, 4), ModelInfo(BACKUP, 5, 20), ModelInfo(THIRD, 1, 4))
+    s.start_turn(S, model=PRIMARY)
+    (resend,) = resends(s.error(S, "Too many requests", 429))
+    assert toasts(s.result(S, resend.token)) == [
+        Toast("baton: model switched", "primary is unavailable; continuing on third (passed over backup: pricier)",
+              "warning", DIRECTORY)]

@@ -17,6 +17,7 @@ from baton.cooldowns import Cooldowns
 from baton.events import AssistantMessage, SessionCreated, SessionError, UserMessage
 from baton.fallback.parking import park_key
 from baton.fallback.state import OWN_ABORT_GRACE_S
+from baton.fallback.switching import watchdog_key
 
 S = "ses_1"
 PRIMARY, BACKUP, THIRD = "fake/primary", "fake/backup", "fake/third"
@@ -140,3 +141,86 @@ def test_a_new_prompt_without_a_model_during_a_resend_leaves_its_intent(tmp_path
     s.start_turn(S, model=PRIMARY)
     resends(s.error(S, "Too many requests", 429))
     assert s.feed(UserMessage(S, "msg_u2", None, "build")) == []
+
+
+# ------------------------------------------------------------------ opencode's retry status (§5)
+
+
+def no_fallback_sim(tmp_path: Path) -> Sim:
+    """Every fallback cooling and parking off: a failure only says there is nowhere to go."""
+    return sim(tmp_path, Cooldowns([(BACKUP, T0 + 600), (THIRD, T0 + 600)]), baton={"park_when_exhausted": False})
+
+
+def test_each_attempt_of_opencode_s_retry_is_a_signal_of_its_own(tmp_path: Path) -> None:
+    s = no_fallback_sim(tmp_path)
+    s.start_turn(S, model=PRIMARY)
+    assert [n.kind for n in notes(s.retry(S, 1, "Rate limit exceeded"))] == ["no_fallback"]
+    assert s.retry(S, 1, "Rate limit exceeded") == []  # the same status again
+    assert [n.kind for n in notes(s.retry(S, 2, "Rate limit exceeded"))] == ["no_fallback"]
+
+
+def test_a_retry_status_of_another_kind_at_the_same_attempt_is_a_signal_of_its_own(tmp_path: Path) -> None:
+    s = no_fallback_sim(tmp_path)
+    s.start_turn(S, model=PRIMARY)
+    assert [n.kind for n in notes(s.retry(S, 1, "Rate limit exceeded"))] == ["no_fallback"]
+    assert [n.kind for n in notes(s.retry(S, 1, "Provider is overloaded"))] == ["no_fallback"]
+
+
+def test_a_first_retry_status_of_a_prompt_without_a_model_is_deduped_too(tmp_path: Path) -> None:
+    """The prompt named no model: the failing model is the agent's primary, the fallback state is
+    made by the failure itself, and its key is kept."""
+    s = Sim(make_config(tmp_path, {"agents": {"build": {"model": PRIMARY, "fallback_models": [BACKUP, THIRD]}},
+                                   "baton": {"park_when_exhausted": False}}),
+            Cooldowns([(BACKUP, T0 + 600), (THIRD, T0 + 600)]))
+    s.feed(UserMessage(S, "msg_u1", None, "build"))
+    s.busy(S)
+    assert [n.kind for n in notes(s.retry(S, 1, "Rate limit exceeded"))] == ["no_fallback"]
+    assert s.retry(S, 1, "Rate limit exceeded") == []
+
+
+def test_a_retry_status_with_nowhere_to_go_leaves_the_watchdog_running(tmp_path: Path) -> None:
+    """On the backup (watched), the backup's retry status finds no model left: opencode keeps retrying,
+    so the switch still waits and its watchdog stays armed (only a terminal error stops them)."""
+    s = sim(tmp_path, Cooldowns([(THIRD, T0 + 600)]), baton={"park_when_exhausted": False})
+    on_backup(s)
+    s.busy(S)
+    s.assistant(S, "msg_a2", "msg_u1", BACKUP)
+    out = s.retry(S, 1, "Rate limit exceeded")
+    assert [n.kind for n in notes(out)] == ["no_fallback"]
+    assert [a for a in out if isinstance(a, CancelTimer)] == []
+    fb = s.policy.sessions[S].fb
+    assert fb is not None and fb.awaiting and fb.watchdog_at is not None
+
+
+def test_a_retry_status_that_switches_again_cancels_the_watchdog_of_the_last_switch(tmp_path: Path) -> None:
+    s = sim(tmp_path)
+    on_backup(s)
+    s.busy(S)
+    s.assistant(S, "msg_a2", "msg_u1", BACKUP)
+    out = s.retry(S, 1, "Rate limit exceeded")
+    assert [r.model for r in resends(out)] == [THIRD]
+    assert [a for a in out if isinstance(a, CancelTimer)] == [CancelTimer(watchdog_key(S))]
+
+
+# ------------------------------------------------------------------ which model failed (§6.4 rule 4)
+
+
+def test_an_error_with_no_message_to_name_is_the_turn_s_model_s(tmp_path: Path) -> None:
+    """Rerouted off the cooling primary before any assistant message, and opencode has not echoed
+    the message on the backup yet: a session.error then is the turn's model's (the primary's), which
+    the session left: stale, nothing moves."""
+    s = sim(tmp_path, Cooldowns([(PRIMARY, T0 + 60)]))
+    s.user(S, "msg_u1", PRIMARY)
+    (resend,) = resends(s.busy(S))
+    s.result(S, resend.token)
+    assert resends(s.error(S, "Too many requests", 429)) == []
+
+
+def test_an_error_of_a_prompt_without_a_model_is_the_current_model_s(tmp_path: Path) -> None:
+    """After a switch to the backup, the next prompt names no model and fails before any assistant
+    message: the failing model is the one the session is on, and the chain moves on."""
+    s = sim(tmp_path)
+    on_backup(s)
+    s.feed(UserMessage(S, "msg_u2", None, "build"))
+    s.busy(S)
+    assert [r.model for r in resends(s.error(S, "Too many requests", 429))] == [THIRD]
