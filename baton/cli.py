@@ -1,6 +1,7 @@
 """The ``baton`` command line. The one module that prints.
 
-Exit codes: 0 success · 2 bad config or arguments · 3 opencode or the database unreachable.
+Exit codes: 0 success · 2 bad config or arguments · 3 opencode or the database unreachable ·
+4 another baton took over the opencode server (a shared store's lease).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def serve_cmd(
     allow_remote: bool = False,
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
     store: str | None = None,
+    lease_seconds: float = 6.0,
 ) -> int:
     """Attach to a running opencode server and keep its sessions on a working model.
 
@@ -107,11 +109,15 @@ def serve_cmd(
     store
         A ``postgresql://`` URL: share cooldowns with other batons (default BATON_STORE_URL;
         without one, SQLite in the state dir). The password is never printed.
+    lease_seconds
+        With --store: batons pointed at the same opencode server stand by while one drives it;
+        they take over when its lease goes unrenewed this long (a crash, a lost machine).
     """
     options = ServeOptions(
         opencode_url=opencode_url, config_path=config, listen=listen, state_dir=state_dir,
         connect_timeout=connect_timeout, project_dir=project, announce=lambda line: print(line, flush=True),
         register_mcp=register_mcp, allow_remote=allow_remote, heartbeat_timeout=heartbeat_timeout, store_url=store,
+        lease_seconds=lease_seconds,
     )
     try:
         anyio.run(serve, options)

@@ -81,6 +81,9 @@ class ServeOptions:
     clock: Clock = field(default_factory=SystemClock)
     # A postgresql:// URL: the fleet's shared store instead of SQLite in the state dir (or BATON_STORE_URL).
     store_url: str | None = None
+    # With a PostgreSQL store: the lease on the opencode server lasts this long unrenewed, so a
+    # standby takes over at most this long (plus a third) after its driver died.
+    lease_seconds: float = 6.0
 
 
 def default_state_dir(env: dict[str, str]) -> Path:
@@ -221,7 +224,12 @@ async def _open_store(options: ServeOptions, state_dir: Path, *, scope: str) -> 
         return
     if not is_database_url(url):
         raise StartupError(f"--store must be a postgresql:// URL (got {shown_url(url)!r})", 2)
-    pg = await PgStore.open(url, scope=scope, clock=options.clock)
+    def standby(driver: str) -> None:
+        options.announce(f"baton: standing by for {scope}: {driver} drives it; taking over if it stops "
+                         f"renewing its lease for {options.lease_seconds:g} s")
+
+    pg = await PgStore.open(url, scope=scope, clock=options.clock, lease_seconds=options.lease_seconds,
+                            on_standby=standby)
     log.info("store: PostgreSQL", url=shown_url(url), scope=scope, instance=pg.instance)
     try:
         yield pg

@@ -31,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from baton.clock import Clock
 from baton.store_mirror import SHAPE_ERRORS, BoxRow, Cooldown, JournalRow, Mirror, PendingRow, TaskRow, json_object
+from baton.store_pg_lease import LeaseLost, fence, release, take, wait_for_lease
 from baton.store_pg_schema import (
     COOLDOWN_CHANNEL,
     DELETE_BOX,
@@ -103,15 +104,22 @@ class PgStore:
         self._resync = False  # the database missed writes: the next flush writes the whole mirror
         self._on_cooldown: Callable[[CoolingRow], object] | None = None
         self._pool: AsyncConnectionPool[Conn] | None = None
+        self._lease_s: float | None = None  # set: this baton drives ``scope`` under a lease
+        self._lost: LeaseLost | None = None
         self.heard = 0
         """Cooldowns announced by other batons and applied here."""
 
     # --- opening and closing ---------------------------------------------------------------
 
     @classmethod
-    async def open(cls, url: str, *, scope: str, clock: Clock, instance: str | None = None) -> PgStore:
+    async def open(cls, url: str, *, scope: str, clock: Clock, instance: str | None = None,
+                   lease_seconds: float | None = None, on_standby: Callable[[str], object] | None = None) -> PgStore:
         """Connect, migrate and load this scope's rows. Raises :class:`StoreUnreachable` (exit 3) when
-        the server does not answer, :class:`StoreTooNew` for a database of a newer baton."""
+        the server does not answer, :class:`StoreTooNew` for a database of a newer baton.
+
+        With ``lease_seconds``, first stand by until this baton holds the scope's lease
+        (:mod:`baton.store_pg_lease`; ``on_standby`` hears who drives it meanwhile): the rows are
+        loaded only then, as the driver before it left them."""
         store = cls(url, scope=scope, clock=clock, instance=instance)
         async with await store._connect() as conn:
             try:
@@ -120,6 +128,9 @@ class PgStore:
                     raise StoreTooNew(
                         f"the database at {shown_url(url)} was written by a newer baton (schema {before}, this baton "
                         f"knows {SCHEMA_VERSION}); upgrade baton or use another database")
+                if lease_seconds is not None:
+                    await wait_for_lease(conn, scope, store.instance, lease_seconds, on_standby)
+                    store._lease_s = lease_seconds
                 await store._load(conn)
             except psycopg.Error as exc:
                 raise StoreError(f"cannot set up the database at {shown_url(url)}: {store._say(exc)}") from exc
@@ -165,6 +176,9 @@ class PgStore:
             return
         with anyio.move_on_after(CONNECT_TIMEOUT_S):
             await self.flush()
+            if self._lease_s is not None and self._lost is None:
+                async with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as conn:
+                    await release(conn, self.scope, self.instance)
         if self.problem is not None:
             log.warning("store: closing with state the database has not taken", problem=self.problem,
                         url=shown_url(self.url))
@@ -177,6 +191,8 @@ class PgStore:
     def problem(self) -> str | None:
         """None while writes go through and the announcements are heard; else what is wrong."""
         problems = [p for p in (self._write_problem, self._listen_problem) if p is not None]
+        if self._lost is not None:
+            problems.insert(0, str(self._lost))
         return "; ".join(problems) if problems else None
 
     def watch_cooldowns(self, on_cooldown: Callable[[CoolingRow], object]) -> None:
@@ -186,9 +202,30 @@ class PgStore:
 
     async def run(self) -> None:
         """The writer and the cooldown listener, until cancelled."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._write_loop)
-            tg.start_soon(self._listen_loop)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._write_loop)
+                tg.start_soon(self._listen_loop)
+                if self._lease_s is not None:
+                    tg.start_soon(self._keep_lease, self._lease_s)
+        except BaseExceptionGroup as group:
+            if self._lost is not None and group.subgroup(LeaseLost) is not None:
+                raise self._lost from None
+            raise
+
+    async def _keep_lease(self, seconds: float) -> None:
+        """Renew the lease every third of its length; raise :class:`LeaseLost` once another holds it."""
+        while True:
+            await anyio.sleep(seconds / 3)
+            assert self._pool is not None
+            try:
+                async with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as conn:
+                    held = await take(conn, self.scope, self.instance, seconds)
+            except (psycopg.Error, PoolTimeout):
+                continue  # the writer says the database is lost; nobody can take the lease meanwhile
+            if not held:
+                self._lost = LeaseLost(f"another baton drives {self.scope} now; this one stops deciding for it")
+                raise self._lost
 
     async def _write_loop(self) -> None:
         delay = RETRY_FIRST_S
@@ -198,6 +235,8 @@ class PgStore:
             if await self.flush():
                 delay = RETRY_FIRST_S
                 continue
+            if self._lost is not None:
+                raise self._lost
             await anyio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
             self._wake.set()
@@ -211,12 +250,18 @@ class PgStore:
         resync = self._resync
         try:
             async with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as conn, conn.transaction():
+                if self._lease_s is not None:
+                    await fence(conn, self.scope, self.instance)
                 if resync:
                     await self._write_all(conn)
                 for op in ops:
                     await op(conn)
                 if rows:
                     await _many(conn, INSERT_JOURNAL, [(self.scope, self.instance, *row) for row in rows])
+        except LeaseLost as exc:
+            self._lost = exc
+            log.error("store: this baton lost its lease; its writes are refused", scope=self.scope)
+            return False
         except (psycopg.Error, PoolTimeout) as exc:
             self._mirror.buffer_journal(rows)
             self._resync = True  # the mirror holds what the dropped statements would have written

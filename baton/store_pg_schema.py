@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 
+from baton.store_pg_lease import LEASE_MIGRATION
+
 __all__ = [
     "COOLDOWN_CHANNEL", "DELETE_BOX", "DELETE_PENDING", "DELETE_TASK", "INSERT_JOURNAL", "INSERT_QUARANTINE",
     "MIGRATIONS", "SCHEMA_VERSION", "UPSERT_BOX", "UPSERT_COOLDOWN", "UPSERT_PENDING", "UPSERT_TASK",
@@ -84,6 +86,7 @@ MIGRATIONS: tuple[str, ...] = (
         ts DOUBLE PRECISION NOT NULL
     );
     """,
+    LEASE_MIGRATION,  # who drives each opencode server (store_pg_lease.py)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema number of a database this baton has migrated; a higher one was written by a newer baton."""

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from baton.store_pg import PgStore, shown_url
+from baton.store_pg_schema import SCHEMA_VERSION
 from baton.store_port import CoolingRow, StoreTooNew, StoreUnreachable
 from baton.testing.clock import FakeClock
 from baton.testing.postgres import TestPostgres
@@ -79,7 +80,7 @@ async def test_a_database_of_a_newer_baton_is_refused(pg_url: str) -> None:
     await (await PgStore.open(pg_url, scope=SCOPE, clock=FakeClock(NOW))).aclose()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE baton_meta SET value = '99' WHERE key = 'schema'")
-    with pytest.raises(StoreTooNew, match=r"newer baton \(schema 99, this baton knows 1\)"):
+    with pytest.raises(StoreTooNew, match=rf"newer baton \(schema 99, this baton knows {SCHEMA_VERSION}\)"):
         await PgStore.open(pg_url, scope=SCOPE, clock=FakeClock(NOW))
 
 
@@ -95,7 +96,7 @@ async def test_batons_starting_together_migrate_the_database_once(pg_url: str) -
     for store in stores:
         await store.aclose()
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT value FROM baton_meta WHERE key = 'schema'").fetchall() == [("1",)]
+        assert conn.execute("SELECT value FROM baton_meta WHERE key = 'schema'").fetchall() == [(str(SCHEMA_VERSION),)]
 
 
 async def test_a_cooldown_learnt_by_one_baton_reaches_the_other_at_once(pg_url: str) -> None:
