@@ -267,10 +267,11 @@ def test_a_reroute_passes_over_a_pricier_model_under_the_spend_guard(tmp_path: P
 
 
 def test_the_toast_of_a_switch_names_the_models_the_spend_guard_passed_over(tmp_path: Path) -> None:
-    s = sim(tmp_path, baton={"max_cost_ratio": 1.0})
-    catalog(s, ModelInfo(PRIMARY, 1, 4), ModelInfo(BACKUP, 5, 20), ModelInfo(THIRD, 1, 4))
+    s = sim(tmp_path, chain=(BACKUP, "fake/fourth", THIRD), baton={"max_cost_ratio": 1.0})
+    catalog(s, ModelInfo(PRIMARY, 1, 4), ModelInfo(BACKUP, 5, 20), ModelInfo("fake/fourth", 9, 9),
+            ModelInfo(THIRD, 1, 4))
     s.start_turn(S, model=PRIMARY)
     (resend,) = resends(s.error(S, "Too many requests", 429))
     assert toasts(s.result(S, resend.token)) == [
-        Toast("baton: model switched", "primary is unavailable; continuing on third (passed over backup: pricier)",
-              "warning", DIRECTORY)]
+        Toast("baton: model switched", "primary is unavailable; continuing on third (passed over backup: pricier, "
+              "fourth: pricier)", "warning", DIRECTORY)]
