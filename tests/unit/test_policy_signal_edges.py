@@ -224,3 +224,29 @@ def test_an_error_of_a_prompt_without_a_model_is_the_current_model_s(tmp_path: P
     s.feed(UserMessage(S, "msg_u2", None, "build"))
     s.busy(S)
     assert [r.model for r in resends(s.error(S, "Too many requests", 429))] == [THIRD]
+
+
+def test_an_error_of_a_session_baton_knows_nothing_of_is_ignored_and_said(tmp_path: Path) -> None:
+    s = sim(tmp_path)
+    assert s.error("ses_new", "Too many requests", 429) == [
+        Note("ses_new", "ignored", "a failure arrived but the failing model is unknown")]
+
+
+ABORTED = {"name": "MessageAbortedError", "data": {"message": "The operation was aborted."}}
+
+
+def test_an_abort_error_within_baton_s_abort_grace_is_baton_s(tmp_path: Path) -> None:
+    s = sim(tmp_path)
+    on_backup(s)
+    s.assistant(S, "msg_a2", "msg_u1", BACKUP)
+    s.advance(OWN_ABORT_GRACE_S - 0.5)
+    assert s.assistant(S, "msg_a2", "msg_u1", BACKUP, error=ABORTED) == []
+
+
+def test_an_abort_error_when_baton_s_abort_grace_ends_is_the_user_s_stop(tmp_path: Path) -> None:
+    s = sim(tmp_path)
+    on_backup(s)
+    s.assistant(S, "msg_a2", "msg_u1", BACKUP)
+    s.advance(OWN_ABORT_GRACE_S)
+    out = s.assistant(S, "msg_a2", "msg_u1", BACKUP, error=ABORTED)
+    assert [(n.kind, n.text) for n in notes(out)] == [("user_stop", "the user stopped the turn; no fallback")]
