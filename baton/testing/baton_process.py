@@ -52,6 +52,7 @@ class BatonProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.stdout: list[str] = []
         self._attached = threading.Event()
+        self._standing_by = threading.Event()
         self._reader: threading.Thread | None = None
         self.log_path = state_dir / "baton.log"
 
@@ -81,9 +82,12 @@ class BatonProcess:
             cmd += ["--config", str(self.config)]
         return cmd + self.extra_args
 
-    def start(self, timeout: float = 30.0) -> Self:
-        """Start and wait for the "attached" line; raises with baton's log when it does not come."""
+    def start(self, timeout: float = 30.0, *, standby: bool = False) -> Self:
+        """Start and wait for the "attached" line (``standby``: the "standing by" line of a baton
+        whose shared store says another drives this opencode server); raises with baton's log
+        when it does not come."""
         self._attached.clear()
+        self._standing_by.clear()
         self.stdout = []
         log = self.log_path.open("a", encoding="utf-8")
         self.proc = subprocess.Popen(
@@ -96,7 +100,7 @@ class BatonProcess:
         log.close()
         self._reader = threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True)
         self._reader.start()
-        if not self._attached.wait(timeout):
+        if not (self._standing_by if standby else self._attached).wait(timeout):
             code = self.proc.poll()
             self.kill()
             raise RuntimeError(f"baton did not attach within {timeout}s (exit {code}):\n{self.log_tail()}")
@@ -109,6 +113,8 @@ class BatonProcess:
                 self.stdout.append(line.rstrip("\n"))
                 if "attached to" in line:
                     self._attached.set()
+                if "standing by for" in line:
+                    self._standing_by.set()
 
     @property
     def token(self) -> str:
@@ -137,6 +143,13 @@ class BatonProcess:
         """``/healthz``: with the token the details (state, reason, tools, store), else ``attached`` only."""
         response = self.get("/healthz", authed=authed)
         return response.status_code, response.json()
+
+    def wait_attached(self, timeout: float = 30.0) -> float:
+        """Wait for the "attached" line (a standby that took over); returns the seconds waited."""
+        started = time.monotonic()
+        if not self._attached.wait(timeout):
+            raise TimeoutError(f"baton did not attach within {timeout}s:\n{self.log_tail()}")
+        return time.monotonic() - started
 
     def wait_attached_again(self, after_connects: int, timeout: float = 30.0) -> None:
         """Wait until baton has (re)connected more than ``after_connects`` times and is attached."""
