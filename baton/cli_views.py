@@ -52,6 +52,8 @@ def status_view(data: dict[str, Any] | None, cooling_rows: Iterable[CoolingRow],
                                       f"{max(0.0, s['parked_until'] - now):.0f}s"))
             parts.append(table)
         parts.append(tasks_table(data.get("tasks", []), title="background tasks (live)", now=now))
+        if data.get("fleet"):
+            parts.append(_fleet_table(data["fleet"]))
     cooling = Table("model", "cooling for", "resets at", "source", "reason", title="models cooling down")
     stored = {row.model: row for row in cooling_rows}
     rows = (
@@ -63,6 +65,20 @@ def status_view(data: dict[str, Any] | None, cooling_rows: Iterable[CoolingRow],
         cooling.add_row(*_cells(model, f"{until - now:.0f}s", _resets_at(until, now), source, reason[:60]))
     parts.append(cooling)
     return Group(*parts)
+
+
+def _fleet_table(fleet: dict[str, Any]) -> Table | str:
+    """A shared store's view: which baton drives which opencode server, and each one's tasks."""
+    title = f"fleet on {fleet['database']} (this baton: {fleet['instance']})"
+    if fleet.get("error"):
+        return f"[yellow]{escape(title)}: {escape(fleet['error'])}[/]"
+    table = Table("opencode server", "driven by", "lease left", "tasks", title=title)
+    for server in fleet.get("servers", []):
+        left = server["lease_left_s"]
+        lease = "-" if left is None else ("lapsed" if left < 0 else f"{left:.0f}s")
+        tasks = ", ".join(f"{n} {status}" for status, n in server["tasks"].items()) or "-"
+        table.add_row(*_cells(server["opencode"], server["driver"] or "nobody", lease, tasks))
+    return table
 
 
 def _resets_at(until: float, now: float) -> str:

@@ -85,7 +85,8 @@ def build_app(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def status(_: Request) -> JSONResponse:
-        return JSONResponse(asdict(engine.stats()))
+        fleet = await engine.store.fleet()  # bounded: a shared store answers or says why not
+        return JSONResponse({**asdict(engine.stats()), **({"fleet": fleet} if fleet is not None else {})})
 
     mcp_app, lifespan = build_mcp_app(engine.tasks)
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/status", status),

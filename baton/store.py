@@ -171,6 +171,10 @@ class Store(PendingTable):
     def watch_cooldowns(self, on_cooldown: Callable[[CoolingRow], object]) -> None:
         """Nothing to watch: one baton writes this file."""
 
+    async def fleet(self) -> dict[str, Any] | None:
+        """A file only this baton uses: no fleet."""
+        return None
+
     async def run(self) -> None:
         """Once a second: notice a deleted or replaced file, retry writes that failed."""
         while True:

@@ -213,6 +213,29 @@ class PgStore:
                 raise self._lost from None
             raise
 
+    async def fleet(self) -> dict[str, Any] | None:
+        """This baton's instance, who drives each opencode server (lease seconds left), and every
+        server's tasks by status, from the database (bounded; an error is reported, not raised)."""
+        view: dict[str, Any] = {"instance": self.instance, "scope": self.scope, "database": shown_url(self.url)}
+        if self._pool is None:
+            return {**view, "error": "not connected"}
+        try:
+            with anyio.fail_after(CONNECT_TIMEOUT_S):
+                async with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as conn:
+                    leases = await _rows(conn, "SELECT scope, holder, EXTRACT(EPOCH FROM expires_at - now())::float8 "
+                                               "FROM leases ORDER BY scope", ())
+                    counts = await _rows(conn, "SELECT scope, status, count(*) FROM tasks GROUP BY scope, status "
+                                               "ORDER BY scope, status", ())
+        except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
+            return {**view, "error": self._say(exc)}
+        servers: dict[str, dict[str, Any]] = {}
+        for scope, holder, left in leases:
+            servers[scope] = {"opencode": scope, "driver": holder, "lease_left_s": round(left, 1), "tasks": {}}
+        for scope, status, n in counts:
+            servers.setdefault(scope, {"opencode": scope, "driver": None, "lease_left_s": None, "tasks": {}})
+            servers[scope]["tasks"][status] = n
+        return {**view, "servers": list(servers.values())}
+
     async def _keep_lease(self, seconds: float) -> None:
         """Renew the lease every third of its length; raise :class:`LeaseLost` once another holds it."""
         while True:

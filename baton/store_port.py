@@ -95,3 +95,8 @@ class StorePort(Protocol):
     async def run(self) -> None:
         """The store's background work while serve runs; returns only when cancelled."""
         ...
+
+    async def fleet(self) -> dict[str, Any] | None:
+        """For ``baton status``: this baton's instance, who drives each opencode server, and each
+        one's tasks by status; None for a store only this baton uses."""
+        ...

@@ -57,6 +57,10 @@ def test_a_cooldown_learnt_by_one_baton_reroutes_the_other_s_next_prompt(
     assert texts(answer) == "the fleet knew"
     assert answer["info"]["modelID"] == "backup"
     assert a.healthz()[1]["store"] is None and b.healthz()[1]["store"] is None
+    fleet = b.status()["fleet"]  # what `baton status` shows: who drives which opencode server
+    drivers = {server["opencode"]: server["driver"] for server in fleet["servers"]}
+    assert drivers == {opencode.url.rstrip("/"): a.status()["fleet"]["instance"],
+                       second_opencode.url.rstrip("/"): fleet["instance"]}
 
     with psycopg.connect(url) as conn:  # one ledger, each baton's journal under its own opencode server
         (source,) = conn.execute("SELECT source FROM model_health WHERE model = 'fake/primary'").fetchone() or ("",)
