@@ -142,3 +142,20 @@ def test_an_end_while_a_message_is_in_flight_goes_out_when_that_one_is_delivered
     (second,) = of(s.delivered(first), Deliver)
     assert second.message_id != first.message_id and b.id in second.text
     assert second.no_reply is True and c.status is TaskStatus.RUNNING  # c still runs: context only
+
+
+def test_a_launch_marks_p_busy_again_while_p_still_has_tasks() -> None:
+    """Rule 4: P known idle, then P calls the tool again: P is busy inside that call, so an end
+    then waits for P's idle without asking for P's status."""
+    s = Sim()
+    long, short = running(s), running(s)
+    s.answer(short)
+    (msg,) = s.parent_idle_and_flush()
+    s.delivered(msg)
+    assert long.status is TaskStatus.RUNNING and long.session_id is not None
+    s.polled({long.session_id: StatusType.BUSY})  # P is absent from the poll: idle
+    again = running(s)
+    out = s.answer(again)
+    assert of(out, PollStatus) == [] and of(out, Deliver) == []
+    (later,) = s.parent_idle_and_flush()
+    assert again.id in later.text
