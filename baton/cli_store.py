@@ -12,11 +12,10 @@ import sys
 
 import anyio
 import cyclopts
-import psycopg
 
-from baton.store_pg import CONNECT_TIMEOUT_S, is_database_url, shown_url
+from baton.store_pg_conn import connect, is_database_url, shown_url
 from baton.store_pg_schema import SCHEMA_VERSION, migrate
-from baton.store_port import StoreError, StoreTooNew, StoreUnreachable
+from baton.store_port import StoreError, StoreTooNew
 
 __all__ = ["migrate_database", "store_app"]
 
@@ -27,20 +26,12 @@ async def migrate_database(url: str) -> tuple[int, int]:
     """Bring the database at ``url`` to this baton's schema; returns (before, after)."""
     if not is_database_url(url):
         raise StoreError(f"not a postgresql:// URL: {shown_url(url)!r}")
-    try:
-        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S))
-    except psycopg.Error as exc:
-        raise StoreUnreachable(f"cannot reach the database at {shown_url(url)}: {_first_line(exc)}") from exc
-    async with conn:
+    async with await connect(url) as conn:
         before, after = await migrate(conn)
     if before > SCHEMA_VERSION:
         raise StoreTooNew(f"the database at {shown_url(url)} was written by a newer baton (schema {before}, this "
                           f"baton knows {SCHEMA_VERSION}); upgrade baton")
     return before, after
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @store_app.command(name="migrate")

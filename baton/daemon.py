@@ -39,7 +39,8 @@ from baton.runtime.tasks import TASK_ACTIONS, SessionTree, TaskChanges, TaskExec
 from baton.runtime.timers import Timers
 from baton.server import HttpServer, bind_socket, build_app, make_server
 from baton.store import Store
-from baton.store_pg import PgStore, is_database_url, shown_url
+from baton.store_pg import PgStore
+from baton.store_pg_conn import is_database_url, shown_url
 from baton.store_port import StorePort
 from baton.tasks.model import OutboxRow, Task
 from baton.tasks.scheduler import Scheduler

@@ -11,7 +11,7 @@ and no write raises or waits: a write updates the mirror and queues a statement,
 task sends the queue to the database in a transaction. When the database is lost the writer keeps
 the mirror, says so in ``problem`` (``/healthz``), buffers the journal, and once the server answers
 again writes the whole mirror back; the listener reconnects and catches up on the cooldowns it
-missed. The URL's password is never shown: :func:`shown_url`.
+missed. The URL's password is never shown (:func:`baton.store_pg_conn.shown_url`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, overload
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import anyio
 import psycopg
@@ -31,7 +30,18 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from baton.clock import Clock
 from baton.store_mirror import SHAPE_ERRORS, BoxRow, Cooldown, JournalRow, Mirror, PendingRow, TaskRow, json_object
+from baton.store_pg_conn import (
+    CONNECT_TIMEOUT_S,
+    Conn,
+    connect,
+    fetch,
+    many,
+    open_pool,
+    say,
+    shown_url,
+)
 from baton.store_pg_lease import LeaseLost, fence, release, take, wait_for_lease
+from baton.store_pg_listen import RETRY_FIRST_S, RETRY_MAX_S, Listener
 from baton.store_pg_schema import (
     COOLDOWN_CHANNEL,
     DELETE_BOX,
@@ -46,46 +56,14 @@ from baton.store_pg_schema import (
     UPSERT_TASK,
     migrate,
 )
-from baton.store_port import CoolingRow, JournalEntry, StoreError, StoreTooNew, StoreUnreachable
+from baton.store_port import CoolingRow, JournalEntry, StoreError, StoreTooNew
 
-__all__ = ["PgStore", "is_database_url", "shown_url"]
+__all__ = ["PgStore"]
 
 log = structlog.get_logger("baton")
 
 T = TypeVar("T")
-Conn = psycopg.AsyncConnection[Any]
 Op = Callable[[Conn], Awaitable[None]]
-
-# Every wait on the database is bounded: connecting, taking a pooled connection, a listener's ping.
-CONNECT_TIMEOUT_S = 5.0
-# A silent listener connection is pinged this often, so a server that went away is noticed.
-LISTEN_PING_S = 5.0
-# Pause before retrying a failed write or a lost listener (doubling up to the max).
-RETRY_FIRST_S, RETRY_MAX_S = 0.25, 4.0
-_KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
-
-
-def is_database_url(target: str) -> bool:
-    """True for a PostgreSQL URL (``postgresql://`` or ``postgres://``)."""
-    return target.startswith(("postgresql://", "postgres://"))
-
-
-def shown_url(url: str) -> str:
-    """``url`` without its password (in the user part or the query): what logs and errors print."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}@{host}"
-    query = "&".join(item for item in parts.query.split("&") if item.partition("=")[0] != "password")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _password(url: str) -> str:
-    parts = urlsplit(url)
-    found = dict(parse_qsl(parts.query)).get("password")
-    return parts.password or found or ""
-
 
 class PgStore:
     """baton's durable state in PostgreSQL; open it with :meth:`open`, run :meth:`run` while serving."""
@@ -97,7 +75,7 @@ class PgStore:
         self._clock = clock
         self._mirror = Mirror()
         self._write_problem: str | None = None
-        self._listen_problem: str | None = None
+        self._listener = Listener(url, {COOLDOWN_CHANNEL: self._heard}, self._catch_up)
         self._ops: list[Op] = []
         self._journal: list[JournalRow] = []
         self._wake = asyncio.Event()
@@ -121,7 +99,7 @@ class PgStore:
         (:mod:`baton.store_pg_lease`; ``on_standby`` hears who drives it meanwhile): the rows are
         loaded only then, as the driver before it left them."""
         store = cls(url, scope=scope, clock=clock, instance=instance)
-        async with await store._connect() as conn:
+        async with await connect(url) as conn:
             try:
                 before, _ = await migrate(conn)
                 if before > SCHEMA_VERSION:
@@ -133,40 +111,22 @@ class PgStore:
                     store._lease_s = lease_seconds
                 await store._load(conn)
             except psycopg.Error as exc:
-                raise StoreError(f"cannot set up the database at {shown_url(url)}: {store._say(exc)}") from exc
-        store._pool = AsyncConnectionPool(
-            url, min_size=1, max_size=2, open=False, timeout=CONNECT_TIMEOUT_S, reconnect_timeout=24 * 3600.0,
-            kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S), **_KEEPALIVES},
-            check=AsyncConnectionPool.check_connection, name="baton")
-        await store._pool.open(wait=False)
+                raise StoreError(f"cannot set up the database at {shown_url(url)}: {say(url, exc)}") from exc
+        store._pool = await open_pool(url)
         return store
-
-    async def _connect(self) -> Conn:
-        try:
-            with anyio.fail_after(CONNECT_TIMEOUT_S + 1):
-                return await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S), **_KEEPALIVES)
-        except (psycopg.Error, TimeoutError) as exc:
-            raise StoreUnreachable(f"cannot reach the database at {shown_url(self.url)}: {self._say(exc)}") from exc
-
-    def _say(self, exc: BaseException) -> str:
-        """An error's first line, with the password (should a driver echo it) blanked."""
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        secret = _password(self.url)
-        return text.replace(secret, "***") if secret else text
 
     async def _load(self, conn: Conn) -> None:
         m, scope = self._mirror, (self.scope,)
-        for tid, parent, status, text, updated in await _rows(
+        for tid, parent, status, text, updated in await fetch(
                 conn, "SELECT id, parent_session_id, status, row, updated FROM tasks WHERE scope = %s", scope):
             m.tasks[tid] = TaskRow(parent, status, text, updated)
-        for bid, parent, state, text in await _rows(
+        for bid, parent, state, text in await fetch(
                 conn, "SELECT id, parent_session_id, state, row FROM outbox WHERE scope = %s", scope):
             m.outbox[bid] = BoxRow.stored(parent, state, text)
-        for kind, key, text, updated in await _rows(
+        for kind, key, text, updated in await fetch(
                 conn, "SELECT kind, key, row, updated FROM pending WHERE scope = %s", scope):
             m.pending[(kind, key)] = PendingRow(text, updated)
-        for model, until, reason, updated, source in await _rows(
+        for model, until, reason, updated, source in await fetch(
                 conn, "SELECT model, until, reason, updated, source FROM model_health", ()):
             m.cooldowns[model] = Cooldown(until, reason, updated, source)
 
@@ -190,7 +150,7 @@ class PgStore:
     @property
     def problem(self) -> str | None:
         """None while writes go through and the announcements are heard; else what is wrong."""
-        problems = [p for p in (self._write_problem, self._listen_problem) if p is not None]
+        problems = [p for p in (self._write_problem, self._listener.problem) if p is not None]
         if self._lost is not None:
             problems.insert(0, str(self._lost))
         return "; ".join(problems) if problems else None
@@ -205,7 +165,7 @@ class PgStore:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._write_loop)
-                tg.start_soon(self._listen_loop)
+                tg.start_soon(self._listener.run)
                 if self._lease_s is not None:
                     tg.start_soon(self._keep_lease, self._lease_s)
         except BaseExceptionGroup as group:
@@ -222,12 +182,12 @@ class PgStore:
         try:
             with anyio.fail_after(CONNECT_TIMEOUT_S):
                 async with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as conn:
-                    leases = await _rows(conn, "SELECT scope, holder, EXTRACT(EPOCH FROM expires_at - now())::float8 "
+                    leases = await fetch(conn, "SELECT scope, holder, EXTRACT(EPOCH FROM expires_at - now())::float8 "
                                                "FROM leases ORDER BY scope", ())
-                    counts = await _rows(conn, "SELECT scope, status, count(*) FROM tasks GROUP BY scope, status "
+                    counts = await fetch(conn, "SELECT scope, status, count(*) FROM tasks GROUP BY scope, status "
                                                "ORDER BY scope, status", ())
         except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
-            return {**view, "error": self._say(exc)}
+            return {**view, "error": say(self.url, exc)}
         servers: dict[str, dict[str, Any]] = {}
         for scope, holder, left in leases:
             servers[scope] = {"opencode": scope, "driver": holder, "lease_left_s": round(left, 1), "tasks": {}}
@@ -269,7 +229,7 @@ class PgStore:
         if self._pool is None:
             return False
         ops, self._ops = self._ops, []
-        rows, self._journal = self._journal, []
+        journal, self._journal = self._journal, []
         resync = self._resync
         try:
             async with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as conn, conn.transaction():
@@ -279,19 +239,19 @@ class PgStore:
                     await self._write_all(conn)
                 for op in ops:
                     await op(conn)
-                if rows:
-                    await _many(conn, INSERT_JOURNAL, [(self.scope, self.instance, *row) for row in rows])
+                if journal:
+                    await many(conn, INSERT_JOURNAL, [(self.scope, self.instance, *row) for row in journal])
         except LeaseLost as exc:
             self._lost = exc
             log.error("store: this baton lost its lease; its writes are refused", scope=self.scope)
             return False
         except (psycopg.Error, PoolTimeout) as exc:
-            self._mirror.buffer_journal(rows)
+            self._mirror.buffer_journal(journal)
             self._resync = True  # the mirror holds what the dropped statements would have written
             if self._write_problem is None:
                 log.warning("store: the database is not taking writes; deciding from what is known and "
-                            "keeping every write until it does", url=shown_url(self.url), error=self._say(exc))
-            self._write_problem = f"database write failed: {self._say(exc)}"
+                            "keeping every write until it does", url=shown_url(self.url), error=say(self.url, exc))
+            self._write_problem = f"database write failed: {say(self.url, exc)}"
             return False
         self._mirror.quarantine.clear()  # every row set aside was in this transaction or an earlier one
         if resync:
@@ -308,15 +268,15 @@ class PgStore:
         for table, keep in (("tasks", list(m.tasks)), ("outbox", list(m.outbox))):
             await conn.execute(f"DELETE FROM {table} WHERE scope = %s AND NOT (id = ANY(%s))", (scope, keep))
         await conn.execute("DELETE FROM pending WHERE scope = %s", (scope,))
-        await _many(conn, UPSERT_TASK, [(scope, *r.params(k)) for k, r in m.tasks.items()])
-        await _many(conn, UPSERT_BOX, [(scope, *r.params(k), r.task_id) for k, r in m.outbox.items()])
-        await _many(conn, UPSERT_PENDING, [(scope, *r.params(k)) for k, r in m.pending.items()])
+        await many(conn, UPSERT_TASK, [(scope, *r.params(k)) for k, r in m.tasks.items()])
+        await many(conn, UPSERT_BOX, [(scope, *r.params(k), r.task_id) for k, r in m.outbox.items()])
+        await many(conn, UPSERT_PENDING, [(scope, *r.params(k)) for k, r in m.pending.items()])
         now = self._clock.time()
         for model, c in m.cooldowns.items():
             if c.until > now:
                 await self._upsert_cooldown(conn, model, c)
-        await _many(conn, INSERT_JOURNAL, [(scope, self.instance, *row) for row in m.journal])
-        await _many(conn, INSERT_QUARANTINE, [(scope, *row) for row in m.quarantine])
+        await many(conn, INSERT_JOURNAL, [(scope, self.instance, *row) for row in m.journal])
+        await many(conn, INSERT_QUARANTINE, [(scope, *row) for row in m.quarantine])
 
     def _queue(self, op: Op) -> None:
         self._ops.append(op)
@@ -324,34 +284,11 @@ class PgStore:
 
     # --- the cooldown listener -------------------------------------------------------------
 
-    async def _listen_loop(self) -> None:
-        delay = RETRY_FIRST_S
-        while True:
-            try:
-                async with await self._connect() as conn:
-                    await conn.execute(f"LISTEN {COOLDOWN_CHANNEL}")
-                    await self._catch_up(conn)
-                    if self._listen_problem is not None:
-                        log.info("store: hearing other batons' cooldowns again", url=shown_url(self.url))
-                    self._listen_problem, delay = None, RETRY_FIRST_S
-                    while True:
-                        async for note in conn.notifies(timeout=LISTEN_PING_S):
-                            self._heard(note.payload)
-                        with anyio.fail_after(LISTEN_PING_S):
-                            await conn.execute("SELECT 1")
-            except (psycopg.Error, StoreError, TimeoutError) as exc:
-                if self._listen_problem is None:
-                    log.warning("store: lost the database's cooldown announcements; reconnecting",
-                                url=shown_url(self.url), error=self._say(exc))
-                self._listen_problem = f"not hearing other batons' cooldowns: {self._say(exc)}"
-            await anyio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
-
     async def _catch_up(self, conn: Conn) -> None:
         """Cooldowns written while this baton was not listening (at start, after a loss)."""
-        rows = await _rows(conn, "SELECT model, until, reason, source, origin FROM model_health WHERE until > %s",
+        found = await fetch(conn, "SELECT model, until, reason, source, origin FROM model_health WHERE until > %s",
                            (self._clock.time(),))
-        for model, until, reason, source, origin in rows:
+        for model, until, reason, source, origin in found:
             self._apply(CoolingRow(model, until, reason, source), origin)
 
     def _heard(self, payload: str) -> None:
@@ -417,8 +354,8 @@ class PgStore:
         scope = self.scope
 
         async def op(conn: Conn) -> None:
-            await _many(conn, UPSERT_TASK, [(scope, *r.params(k)) for k, r in tasks])
-            await _many(conn, UPSERT_BOX, [(scope, *r.params(k), r.task_id) for k, r in boxes])
+            await many(conn, UPSERT_TASK, [(scope, *r.params(k)) for k, r in tasks])
+            await many(conn, UPSERT_BOX, [(scope, *r.params(k), r.task_id) for k, r in boxes])
 
         self._queue(op)
 
@@ -429,8 +366,8 @@ class PgStore:
         scope = self.scope
 
         async def op(conn: Conn) -> None:
-            await _many(conn, DELETE_TASK, [(scope, tid) for tid in ids])
-            await _many(conn, DELETE_BOX, [(scope, bid) for bid in boxes])
+            await many(conn, DELETE_TASK, [(scope, tid) for tid in ids])
+            await many(conn, DELETE_BOX, [(scope, bid) for bid in boxes])
 
         self._queue(op)
 
@@ -505,15 +442,4 @@ class PgStore:
         if rows:
             self._journal.extend(rows)
             self._wake.set()
-
-
-async def _rows(conn: Conn, query: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    cur = await conn.execute(query, args)
-    return await cur.fetchall()
-
-
-async def _many(conn: Conn, query: str, params: list[tuple[Any, ...]]) -> None:
-    if params:
-        async with conn.cursor() as cur:
-            await cur.executemany(query, params)
 

@@ -135,10 +135,15 @@ SNAPSHOT: dict[str, list[str]] = {
         "SHAPE_ERRORS", "TaskRow", "json_object",
     ],
     "baton.store_pending": ["PENDING_KEY", "PENDING_MIGRATION", "PendingTable", "persist_pending"],
-    "baton.store_pg": ["PgStore", "is_database_url", "shown_url"],
+    "baton.store_pg": ["PgStore"],
+    "baton.store_pg_conn": [
+        "CONNECT_TIMEOUT_S", "Conn", "connect", "fetch", "is_database_url", "many", "open_pool", "say",
+        "shown_url",
+    ],
     "baton.store_pg_lease": [
         "LEASE_MIGRATION", "LeaseLost", "fence", "holder_of", "release", "take", "wait_for_lease",
     ],
+    "baton.store_pg_listen": ["LISTEN_PING_S", "Listener", "RETRY_FIRST_S", "RETRY_MAX_S"],
     "baton.store_pg_schema": [
         "COOLDOWN_CHANNEL", "DELETE_BOX", "DELETE_PENDING", "DELETE_TASK", "INSERT_JOURNAL",
         "INSERT_QUARANTINE", "MIGRATIONS", "SCHEMA_VERSION", "UPSERT_BOX", "UPSERT_COOLDOWN",

@@ -13,7 +13,8 @@ import anyio
 import psycopg
 import pytest
 
-from baton.store_pg import PgStore, shown_url
+from baton.store_pg import PgStore
+from baton.store_pg_conn import shown_url
 from baton.store_pg_schema import SCHEMA_VERSION
 from baton.store_port import CoolingRow, StoreTooNew, StoreUnreachable
 from baton.testing.clock import FakeClock
