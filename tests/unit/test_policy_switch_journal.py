@@ -65,7 +65,8 @@ def test_a_later_switch_does_not_name_again_the_models_passed_over_before(tmp_pa
     """Primary → third (the backup passed over); the third fails: the walk starts after the third,
     so only the models after it are looked at (the fourth costs the same as the third)."""
     s = priced(tmp_path, (BACKUP, THIRD, FOURTH))
-    s.feed(CatalogSeen(Catalog({model_key(m.model): m for m in (*PRICES[:3], ModelInfo(FOURTH, 1, 4))})))
+    s.feed(CatalogSeen(Catalog({model_key(m.model): m for m in (
+        ModelInfo(PRIMARY, 1, 4), ModelInfo(BACKUP, 5, 20), ModelInfo(THIRD, 1, 4), ModelInfo(FOURTH, 1, 4))})))
     s.start_turn(S, model=PRIMARY)
     (resend,) = resends(s.error(S, "Too many requests", 429))
     assert resend.model == THIRD
