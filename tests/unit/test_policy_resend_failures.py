@@ -275,3 +275,16 @@ def test_the_toast_of_a_switch_names_the_models_the_spend_guard_passed_over(tmp_
     assert toasts(s.result(S, resend.token)) == [
         Toast("baton: model switched", "primary is unavailable; continuing on third (passed over backup: pricier, "
               "fourth: pricier)", "warning", DIRECTORY)]
+
+
+def test_a_rate_limit_while_a_retry_is_due_moves_on_and_cancels_the_retry(tmp_path: Path) -> None:
+    """opencode failed the re-send at once (retry due), then the backup itself reports a rate limit:
+    that is a failure a fallback acts on; the chain moves on and the pending retry is dropped."""
+    s = sim(tmp_path)
+    s.result(S, rerouted(s).token)
+    internal_error(s)
+    out = s.error(S, "Too many requests", 429)
+    assert [r.model for r in resends(out)] == [THIRD]
+    assert CancelTimer(resend_retry_key(S)) in out
+    s.advance(5)
+    assert s.fire(resend_retry_key(S)) == []
