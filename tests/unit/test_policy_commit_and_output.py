@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from policy_sim import T0, Sim, make_config, notes, resends, schedules
 
-from baton.actions import Action, CancelTimer, Note, Schedule, Toast
+from baton.actions import Action, CancelTimer, Note, SaveCooldown, Schedule, Toast
 from baton.cooldowns import Cooldowns
 from baton.events import PartUpdated, ResendOutcome, SessionCreated, UserMessage
 from baton.fallback.parking import park_key
@@ -161,3 +161,57 @@ def test_a_part_of_a_message_not_in_the_turn_is_not_an_answer(tmp_path: Path) ->
     on_backup(s)
     assert s.feed(part("msg_elsewhere", "text", "hi")) == []
     assert s.feed(PartUpdated("ses_unknown", "msg_x", "prt_x", "text", "hi", {})) == []
+
+
+def test_an_answer_keeps_the_session_from_being_forgotten(tmp_path: Path) -> None:
+    """§6.9: the last event counts from the answer (a written part, or a message fetched with output)."""
+    for answer in ("part", "message"):
+        s = sim(tmp_path)
+        on_backup(s)
+        s.advance(20 * 60)
+        if answer == "part":
+            assert kinds(s.feed(part("msg_a2", "text", "Here is the answer"))) == ["answered"]
+        else:
+            assert kinds(s.assistant(S, "msg_a2", "msg_u1", BACKUP, has_output=True)) == ["answered"]
+        s.advance(20 * 60)
+        s.feed(SessionCreated("ses_other", None, DIRECTORY))  # any event: the sweep runs
+        assert S in s.policy.sessions
+
+
+def test_a_late_message_of_the_previous_turn_is_not_the_new_turn_s(tmp_path: Path) -> None:
+    """On the backup, unanswered; the user sends the next prompt. The previous turn's message then
+    shows output, and an error: neither is the new turn's answer or failure."""
+    s = sim(tmp_path)
+    on_backup(s)
+    s.user(S, "msg_u2", BACKUP)
+    assert s.assistant(S, "msg_a2", "msg_u1", BACKUP, has_output=True) == []
+    late = s.assistant(S, "msg_a2", "msg_u1", BACKUP, error={"name": "APIError", "data": {
+        "message": "Too many requests", "statusCode": 429}})
+    assert late == [SaveCooldown(BACKUP, T0 + 60, "too many requests", "configured")]  # the backup did fail
+
+
+def test_a_new_prompt_while_the_resend_is_in_flight_leaves_its_commit_plain(tmp_path: Path) -> None:
+    """The next prompt (on the backup the re-send goes to) arrives before the call reports: the
+    commit is a plain commit, with no re-send failure left over to retry."""
+    s = sim(tmp_path)
+    token = switched(s)
+    s.user(S, "msg_u2", BACKUP)
+    out = s.result(S, token)
+    assert kinds(out) == ["resent"] and [t.key for t in schedules(out)] == [watchdog_key(S)]
+
+
+def test_a_retry_status_is_read_with_a_watchdog_of_one_second(tmp_path: Path) -> None:
+    s = sim(tmp_path, runtime_fallback={"timeout_seconds": 1})
+    s.start_turn(S, model=PRIMARY)
+    assert [r.model for r in resends(s.retry(S, 1, "Rate limit exceeded"))] == [BACKUP]
+
+
+def test_the_backup_s_retry_status_like_the_primary_s_is_its_own_failure(tmp_path: Path) -> None:
+    """Same attempt, same words: the key holds the failing model, so the backup's status is new."""
+    s = sim(tmp_path)
+    s.start_turn(S, model=PRIMARY)
+    (first,) = resends(s.retry(S, 1, "Rate limit exceeded"))
+    s.result(S, first.token)
+    s.busy(S)
+    s.assistant(S, "msg_a2", "msg_u1", BACKUP)
+    assert [r.model for r in resends(s.retry(S, 1, "Rate limit exceeded"))] == [THIRD]
