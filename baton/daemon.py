@@ -32,6 +32,7 @@ from baton.opencode.stream import HEARTBEAT_TIMEOUT_S, MIN_HEARTBEAT_TIMEOUT_S, 
 from baton.runtime.attach import Attachment
 from baton.runtime.calls import CallMatcher
 from baton.runtime.fallback_executor import FALLBACK_ACTIONS, FallbackExecutor
+from baton.runtime.fleet_slots import FleetSlots, LocalSlots, SlotGate
 from baton.runtime.jobs import Jobs
 from baton.runtime.router import Executor, Router
 from baton.runtime.task_tools import TaskTools
@@ -41,8 +42,10 @@ from baton.server import HttpServer, bind_socket, build_app, make_server
 from baton.store import Store
 from baton.store_pg import PgStore
 from baton.store_pg_conn import is_database_url, shown_url
+from baton.store_pg_slots import SLOT_CHANNEL
 from baton.store_port import StorePort
 from baton.tasks.model import OutboxRow, Task
+from baton.tasks.queues import limit_for
 from baton.tasks.scheduler import Scheduler
 
 __all__ = ["DEFAULT_LISTEN", "ServeOptions", "StartupError", "build_engine", "default_state_dir", "parse_listen",
@@ -302,15 +305,23 @@ def build_engine(
     jobs = Jobs()
     fallback = FallbackExecutor(client, store, Timers(clock))
     tree, changes, matcher = SessionTree(client, project_dir), TaskChanges(), CallMatcher(clock=clock)
+    slots = _slot_gate(store, scheduler)
     executors: list[tuple[Iterable[type], Executor]] = [
-        (FALLBACK_ACTIONS, fallback), (TASK_ACTIONS, TaskExecutor(client, store, tree, changes))]
+        (FALLBACK_ACTIONS, fallback), (TASK_ACTIONS, TaskExecutor(client, store, tree, changes, slots))]
     router = Router(policy, scheduler, executors, jobs, clock, observers=(matcher, tree))
     tasks = TaskTools(client, config, scheduler, router, matcher=matcher, tree=tree, changes=changes, clock=clock)
     attachment = Attachment(client, router, policy, scheduler, store, clock, mcp_url=mcp_url, mcp_headers=mcp_headers,
                             on_attach=on_attach)
     stream = EventStream(client, router, attachment, clock=clock, heartbeat_timeout=heartbeat_timeout)
     return Engine(client=client, clock=clock, store=store, policy=policy, scheduler=scheduler, jobs=jobs,
-                  fallback=fallback, router=router, tasks=tasks, attachment=attachment, stream=stream)
+                  fallback=fallback, router=router, tasks=tasks, attachment=attachment, stream=stream, slots=slots)
+
+
+def _slot_gate(store: StorePort, scheduler: Scheduler) -> SlotGate:
+    """A shared store counts task slots for the whole fleet (limits read from the live config)."""
+    if not isinstance(store, PgStore):
+        return LocalSlots()
+    return FleetSlots(store, lambda key: limit_for(scheduler.config.background_task, key), SLOT_CHANNEL)
 
 
 async def _reload_on_hangup(options: ServeOptions, project: Path | None, engine: Engine) -> None:

@@ -30,6 +30,7 @@ from baton.opencode.client import OpencodeClient
 from baton.opencode.stream import EventStream, StreamState
 from baton.runtime.attach import Attachment
 from baton.runtime.fallback_executor import FallbackExecutor
+from baton.runtime.fleet_slots import SlotGate
 from baton.runtime.jobs import Jobs
 from baton.runtime.router import Router
 from baton.runtime.task_tools import TaskTools
@@ -71,10 +72,11 @@ class Engine:
     tasks: TaskTools
     attachment: Attachment
     stream: EventStream
+    slots: SlotGate
 
     async def run(self) -> None:
         """Run until cancelled: the stream, and whatever the actions start."""
-        await self.jobs.run(self.stream.run)
+        await self.jobs.run(self.stream.run, self.slots.run)
 
     async def reload(self, config: Config) -> None:
         """A new config (``kill -HUP``): the deciders and the tools take it at once — sessions and
@@ -95,7 +97,8 @@ class Engine:
         the stream attached and baton's tools connected in opencode (when it registers them)."""
         stream = self.stream.state is StreamState.ATTACHED
         tools_ok = self.attachment.tools_ok
-        store_problem = self.store.problem
+        problems = [p for p in (self.store.problem, self.slots.problem) if p is not None]
+        store_problem = "; ".join(problems) if problems else None
         reason = self.stream.detached_reason if not stream else None
         if stream and not tools_ok:
             reason = f"baton's MCP tools are not connected in opencode ({self.attachment.tools})"

@@ -28,6 +28,7 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from baton import store_pg_slots as slots
 from baton.clock import Clock
 from baton.store_mirror import SHAPE_ERRORS, BoxRow, Cooldown, JournalRow, Mirror, PendingRow, TaskRow, json_object
 from baton.store_pg_conn import (
@@ -195,6 +196,34 @@ class PgStore:
             servers.setdefault(scope, {"opencode": scope, "driver": None, "lease_left_s": None, "tasks": {}})
             servers[scope]["tasks"][status] = n
         return {**view, "servers": list(servers.values())}
+
+    # --- the fleet's task slots (baton.store_pg_slots), for baton.runtime.fleet_slots ------------
+
+    def listen(self, channel: str, handler: Callable[[str], None]) -> None:
+        """Hear ``channel``'s notifications (register before :meth:`run`)."""
+        self._listener.handlers[channel] = handler
+
+    async def claim_slot(self, task_id: str, key: str, limit: int) -> bool:
+        return await self._slots(lambda conn: slots.claim(conn, self.scope, task_id, key, limit))
+
+    async def slot_granted(self, task_id: str) -> bool | None:
+        return await self._slots(lambda conn: slots.is_granted(conn, self.scope, task_id))
+
+    async def release_slot(self, task_id: str) -> None:
+        await self._slots(lambda conn: slots.release(conn, self.scope, task_id))
+
+    async def regrant_slots(self, key: str) -> None:
+        await self._slots(lambda conn: slots.regrant(conn, key))
+
+    async def _slots(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """One slot operation on a pooled connection; any failure is a :class:`StoreError`."""
+        if self._pool is None:
+            raise StoreError("the store is closed")
+        try:
+            async with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as conn:
+                return await work(conn)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreError(f"task slots: {say(self.url, exc)}") from exc
 
     async def _keep_lease(self, seconds: float) -> None:
         """Renew the lease every third of its length; raise :class:`LeaseLost` once another holds it."""

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from baton.store_pg_lease import LEASE_MIGRATION
+from baton.store_pg_slots import SLOTS_MIGRATION
 
 __all__ = [
     "COOLDOWN_CHANNEL", "DELETE_BOX", "DELETE_PENDING", "DELETE_TASK", "INSERT_JOURNAL", "INSERT_QUARANTINE",
@@ -87,6 +88,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     LEASE_MIGRATION,  # who drives each opencode server (store_pg_lease.py)
+    SLOTS_MIGRATION,  # task slots counted for the whole fleet (store_pg_slots.py)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema number of a database this baton has migrated; a higher one was written by a newer baton."""

@@ -23,6 +23,7 @@ from baton.events import Event, SessionCreated
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError, OpencodeUnavailable
 from baton.opencode.events import parse_status
 from baton.opencode.resync import has_message, newest_time
+from baton.runtime.fleet_slots import LocalSlots, SlotGate
 from baton.runtime.jobs import Job
 from baton.store_port import StorePort
 from baton.tasks.actions import (
@@ -50,6 +51,7 @@ from baton.tasks.events import (
     SessionLookup,
     StatusPolled,
 )
+from baton.tasks.queues import concurrency_key
 
 __all__ = ["TASK_ACTIONS", "SessionTree", "TaskChanges", "TaskExecutor"]
 
@@ -125,8 +127,10 @@ class SessionTree:
 class TaskExecutor:
     """Executes :data:`TASK_ACTIONS` for one attached opencode."""
 
-    def __init__(self, client: OpencodeClient, store: StorePort, tree: SessionTree, changes: TaskChanges) -> None:
+    def __init__(self, client: OpencodeClient, store: StorePort, tree: SessionTree, changes: TaskChanges,
+                 slots: SlotGate | None = None) -> None:
         self.client = client
+        self.slots: SlotGate = slots or LocalSlots()
         self.store = store
         self.tree = tree
         self.changes = changes
@@ -136,6 +140,7 @@ class TaskExecutor:
         """Run one scheduler action: saves now, I/O as a job whose outcome is an event."""
         if isinstance(action, SaveTask):
             self.store.save_tasks([(action.task_id, action.row)], (), now)
+            self.slots.note(action.task_id, action.row)
             self.changes.wake(action.task_id)
         elif isinstance(action, ForgetTasks):
             self.store.forget_tasks(action.task_ids)
@@ -159,7 +164,9 @@ class TaskExecutor:
             return partial(self.refresh, action)
         return None
 
-    async def create_child(self, action: CreateChild) -> ChildCreated | ChildCreateFailed:
+    async def create_child(self, action: CreateChild) -> ChildCreated | ChildCreateFailed | None:
+        if not await self.slots.admit(action.task_id, None):
+            return None  # it ended while waiting for a slot of the fleet: nothing to create
         try:
             directory = action.directory or await self.tree.directory_of(action.parent_session_id)
             if action.adopt:
@@ -176,7 +183,9 @@ class TaskExecutor:
         except KeyError as exc:
             return ChildCreateFailed(action.task_id, f"opencode's answer has no session {_reason(exc)}")
 
-    async def prompt_child(self, action: PromptChild) -> PromptAccepted | PromptRejected:
+    async def prompt_child(self, action: PromptChild) -> PromptAccepted | PromptRejected | None:
+        if not await self.slots.admit(action.task_id, concurrency_key(action.model, action.agent)):
+            return None  # it stopped holding its slot while waiting for the fleet's: nothing to send
         try:
             if action.only_if_absent and await self._has_message(action.session_id, action.message_id,
                                                                  action.directory):

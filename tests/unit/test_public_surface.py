@@ -116,6 +116,7 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.runtime.fallback_executor": [
         "ABORT_TIMEOUT_S", "FALLBACK_ACTIONS", "FallbackExecutor", "PROMPT_RETRIES",
     ],
+    "baton.runtime.fleet_slots": ["FleetSlots", "LocalSlots", "SLOT_POLL_S", "SlotGate", "SlotLedger"],
     "baton.runtime.jobs": ["Job", "Jobs", "Outcome", "job_name"],
     "baton.runtime.router": [
         "CORE_EVENTS", "Executor", "FallbackDecider", "Observer", "Router", "TaskDecider",
@@ -148,6 +149,9 @@ SNAPSHOT: dict[str, list[str]] = {
         "COOLDOWN_CHANNEL", "DELETE_BOX", "DELETE_PENDING", "DELETE_TASK", "INSERT_JOURNAL",
         "INSERT_QUARANTINE", "MIGRATIONS", "SCHEMA_VERSION", "UPSERT_BOX", "UPSERT_COOLDOWN",
         "UPSERT_PENDING", "UPSERT_TASK", "migrate", "schema_version",
+    ],
+    "baton.store_pg_slots": [
+        "DEAD_DRIVER_GRACE_S", "SLOTS_MIGRATION", "SLOT_CHANNEL", "claim", "is_granted", "regrant", "release",
     ],
     "baton.store_port": [
         "CoolingRow", "JournalEntry", "StoreError", "StorePort", "StoreTooNew", "StoreUnreachable",
