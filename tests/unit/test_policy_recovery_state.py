@@ -152,3 +152,17 @@ def test_an_intent_for_a_turn_the_new_baton_switched_itself_is_skipped_and_said_
     assert s.feed(RecoveredResend(intent)) == [
         Note(S, "recovery_skipped", "a re-send from before baton's restart was found, but baton already re-sends "
              "this turn since its restart")]
+
+
+def test_a_kept_park_writes_the_very_intent_back_to_the_store_first(tmp_path: Path) -> None:
+    """Backup and third cooling: the primary's 429 parks the turn (until T0+60); a new baton 20 s
+    later keeps that park: the store holds this intent again, before the timer is set."""
+    s = sim(tmp_path)
+    s.policy.cooldowns.extend(BACKUP, T0 + 600)
+    s.policy.cooldowns.extend(THIRD, T0 + 300)
+    s.start_turn(S, model=PRIMARY)
+    (park,) = intents(s.error(S, "Too many requests", 429))
+    assert park.park_until == T0 + 60
+    t = restart(tmp_path, reply("msg_u1_a1", PRIMARY, error=ABORTED))
+    out = t.feed(RecoveredResend(park))
+    assert out[0] == SaveIntent(park) and [n.kind for n in notes(out)] == ["recovered"]

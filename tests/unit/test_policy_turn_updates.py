@@ -94,3 +94,20 @@ def test_a_refused_switch_back_is_not_tried_again_in_the_same_turn(tmp_path: Pat
     assert notes(s.result(S, back.token, ResendOutcome.REFUSED), "resend_failed")
     s.assistant(S, "msg_u2_a1", "msg_u2", BACKUP)
     assert resends(s.busy(S)) == [] and resends(s.retry(S, 1, "")) == []
+
+
+def test_a_prompt_on_a_cooling_model_is_moved_when_it_starts_and_says_why(tmp_path: Path) -> None:
+    s = Sim(make_config(tmp_path, {"agents": {"build": {"fallback_models": [BACKUP, THIRD]}}}),
+            Cooldowns([(PRIMARY, T0 + 60)]))
+    s.user(S, "msg_u1", PRIMARY)
+    (note,) = notes(s.busy(S), "switch")
+    assert note.text == f"{PRIMARY} failed ({PRIMARY} is cooling down); switching to {BACKUP}"
+
+
+def test_a_model_that_starts_cooling_after_the_prompt_arrived_is_left_to_run(tmp_path: Path) -> None:
+    """§8.6 reroutes a turn whose model was cooling when it arrived; one cooled meanwhile (by another
+    session's failure) runs, and fails on its own if it must."""
+    s = sim(tmp_path)
+    s.user(S, "msg_u1", PRIMARY)
+    s.policy.cooldowns.extend(PRIMARY, s.now + 60)
+    assert resends(s.busy(S)) == []
