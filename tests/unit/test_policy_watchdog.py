@@ -170,3 +170,22 @@ def test_a_delta_after_the_park_is_not_an_answer(tmp_path: Path) -> None:
     s = sim(tmp_path, Cooldowns([(THIRD, T0 + 900)]))
     parked_on_a_retry_status(s)
     assert s.feed(PartDelta(S, "msg_a2", "prt_x", "text", "late")) == []
+
+
+# ------------------------------------------------------------------ forgetting (§6.9)
+
+
+def test_unseen_sessions_are_looked_for_every_five_minutes_not_at_every_event(tmp_path: Path) -> None:
+    """A sweep at T0+29:59 keeps the session (unseen 29:59); the next sweep is due five minutes
+    later, so an event at T0+30:50 finds it still there, and the one at T0+34:59 forgets it."""
+    s = sim(tmp_path)
+    s.start_turn(S, model=PRIMARY)
+    s.advance(30 * 60 - 1)
+    s.feed(SessionCreated("ses_other", None, DIRECTORY))
+    assert S in s.policy.sessions
+    s.advance(51)
+    s.feed(SessionCreated("ses_other", None, DIRECTORY))
+    assert S in s.policy.sessions
+    s.advance(4 * 60 + 9)
+    s.feed(SessionCreated("ses_other", None, DIRECTORY))
+    assert S not in s.policy.sessions
