@@ -7,13 +7,14 @@ next prompt before it reaches the cooling model.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from conftest import MODELS, BatonFactory, answer_of, texts, wait_until
 
-from baton.testing.fake_provider import Answer, FakeProvider, Refuse
+from baton.testing.fake_provider import Answer, FakeProvider, Refuse, ToolCall
 from baton.testing.opencode import OpencodeServer
 from baton.testing.postgres import TestPostgres
 
@@ -74,3 +75,57 @@ def test_a_cooldown_learnt_by_one_baton_reroutes_the_other_s_next_prompt(
     # B moved its turn because the fleet's ledger said so, before any failure of its own (a failure
     # would be named first: "fake/primary failed (<the provider's error>)").
     assert b_first == ("switch", "fake/primary failed (fake/primary is cooling down); switching to fake/backup")
+
+
+QUICK = {"categories": {"quick": {"model": "fake/backup", "fallback_models": ["fake/third"]}},
+         "background_task": {"modelConcurrency": {"fake/backup": 2}}}
+
+
+def task_call(n: int) -> ToolCall:
+    return ToolCall("baton_task", {"description": f"job {n}", "prompt": f"do job number {n}", "category": "quick",
+                                   "run_in_background": True})
+
+
+def task_rows(url: str, parent: str) -> list[dict[str, object]]:
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT row FROM tasks WHERE parent_session_id = %s", (parent,)).fetchall()
+    return [json.loads(text) for (text,) in found]
+
+
+def test_a_limit_of_two_holds_across_two_batons_and_every_task_is_reported_once(
+    opencode: OpencodeServer, second_opencode: OpencodeServer, fresh_provider: FakeProvider,
+    start_baton: BatonFactory, postgres: TestPostgres,
+) -> None:
+    url = postgres.new_database()
+    fresh_provider.script("backup", Answer("child done", delay=1.5))
+    start_baton({**CHAIN, **QUICK}, state="a", extra_args=["--store", url])
+    start_baton({**CHAIN, **QUICK}, state="b", url=second_opencode.url, extra_args=["--store", url])
+    parents = []
+    # Each parent on its own model, so that one's wake-ups never take the other's scripted tool calls.
+    for server, model, jobs in ((opencode, "primary", (1, 2, 3)), (second_opencode, "third", (4, 5, 6))):
+        fresh_provider.script(model, *(task_call(n) for n in jobs), Answer("launched"))
+        parent = server.create_session("fan out")["id"]
+        server.prompt_async(parent, "three jobs", model=model)
+        parents.append((server, parent))
+    for _, parent in parents:
+        wait_until(lambda p=parent: len(task_rows(url, p)) == 3, timeout=30, what="three tasks stored")
+
+    def ended() -> bool:
+        rows = [row for _, parent in parents for row in task_rows(url, parent)]
+        return len(rows) == 6 and all(row["status"] == "completed" for row in rows)
+
+    wait_until(ended, timeout=90, what="six tasks completed")
+    starts = sorted(r.received for r in fresh_provider.requests_for("backup"))
+    assert len(starts) == 6
+    peak = max(sum(1 for s in starts if s <= t < s + 1.5) for t in starts)
+    assert peak == 2  # two at a time in the whole fleet, not two per baton
+    with psycopg.connect(url) as conn:  # one notification per task, each delivered (once: its row says so)
+        boxes = [json.loads(text) for (text,) in conn.execute("SELECT row FROM outbox").fetchall()]
+    assert sorted(str(b["task_id"]) for b in boxes) == sorted(
+        str(t["id"]) for _, parent in parents for t in task_rows(url, parent))
+    wait_until(lambda: all(b["state"] == "delivered" for b in outbox(url)), timeout=30, what="deliveries")
+
+
+def outbox(url: str) -> list[dict[str, object]]:
+    with psycopg.connect(url) as conn:
+        return [json.loads(text) for (text,) in conn.execute("SELECT row FROM outbox").fetchall()]
