@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 
 import psycopg
 import pytest
@@ -100,7 +101,7 @@ def test_a_limit_of_two_holds_across_two_batons_and_every_task_is_reported_once(
     fresh_provider.script("backup", Answer("child done", delay=1.5))
     start_baton({**CHAIN, **QUICK}, state="a", extra_args=["--store", url])
     start_baton({**CHAIN, **QUICK}, state="b", url=second_opencode.url, extra_args=["--store", url])
-    parents = []
+    parents: list[tuple[OpencodeServer, str]] = []
     # Each parent on its own model, so that one's wake-ups never take the other's scripted tool calls.
     for server, model, jobs in ((opencode, "primary", (1, 2, 3)), (second_opencode, "third", (4, 5, 6))):
         fresh_provider.script(model, *(task_call(n) for n in jobs), Answer("launched"))
@@ -108,7 +109,7 @@ def test_a_limit_of_two_holds_across_two_batons_and_every_task_is_reported_once(
         server.prompt_async(parent, "three jobs", model=model)
         parents.append((server, parent))
     for _, parent in parents:
-        wait_until(lambda p=parent: len(task_rows(url, p)) == 3, timeout=30, what="three tasks stored")
+        wait_until(partial(stored, url, parent, 3), timeout=30, what="three tasks stored")
 
     def ended() -> bool:
         rows = [row for _, parent in parents for row in task_rows(url, parent)]
@@ -124,6 +125,10 @@ def test_a_limit_of_two_holds_across_two_batons_and_every_task_is_reported_once(
     assert sorted(str(b["task_id"]) for b in boxes) == sorted(
         str(t["id"]) for _, parent in parents for t in task_rows(url, parent))
     wait_until(lambda: all(b["state"] == "delivered" for b in outbox(url)), timeout=30, what="deliveries")
+
+
+def stored(url: str, parent: str, count: int) -> bool:
+    return len(task_rows(url, parent)) == count
 
 
 def outbox(url: str) -> list[dict[str, object]]:
