@@ -189,3 +189,13 @@ def test_unseen_sessions_are_looked_for_every_five_minutes_not_at_every_event(tm
     s.advance(4 * 60 + 9)
     s.feed(SessionCreated("ses_other", None, DIRECTORY))
     assert S not in s.policy.sessions
+
+
+def test_a_session_unseen_for_exactly_thirty_minutes_is_kept(tmp_path: Path) -> None:
+    s = sim(tmp_path)
+    s.start_turn(S, model=PRIMARY)
+    s.advance(25 * 60)
+    s.feed(SessionCreated("ses_other", None, DIRECTORY))  # a sweep; the next one is due in 5 minutes
+    s.advance(5 * 60)
+    s.feed(SessionCreated("ses_other", None, DIRECTORY))
+    assert S in s.policy.sessions

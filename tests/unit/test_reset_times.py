@@ -334,3 +334,46 @@ def test_status_shows_each_cooling_model_with_its_reset_time_and_source(
         "prov/b 259200s 2026-12-02 12:00 rate-limit header weekly limit",
         "prov/a 10800s 15:00 provider text usage limit",
     ]
+
+
+# ---------------------------------------------------------------------- the detail a reset time carries
+
+
+def test_each_source_s_reset_time_says_where_it_came_from() -> None:
+    """The detail shown with a reset time, per source, and the cap's note."""
+    c = core(max_cooldown=HOUR)
+    assert c.reset_time(with_headers({}, "Rate limit exceeded"), NOW, NOW + 5) == ResetTime(
+        NOW + 5, ResetSource.OPENCODE_RETRY, "retry status next")
+    assert c.reset_time(with_headers({}, "Rate limit exceeded"), NOW) == ResetTime(
+        NOW + 60, ResetSource.CONFIGURED, "cooldown_seconds 60")
+    assert c.reset_time(with_headers({"retry-after": "120"}), NOW) == ResetTime(
+        NOW + 120, ResetSource.RETRY_AFTER_HEADER, "retry-after")
+    assert c.reset_time(with_headers({"x-ratelimit-reset": "300"}), NOW) == ResetTime(
+        NOW + 300, ResetSource.RATE_LIMIT_HEADER, "x-ratelimit-reset: 300")
+    assert c.reset_time(with_headers({}, "Rate limit exceeded"), NOW, NOW + 2 * HOUR) == ResetTime(
+        NOW + HOUR, ResetSource.OPENCODE_RETRY, "retry status next (capped at 3600s)")
+
+
+def test_a_reset_time_right_at_the_cap_is_not_capped() -> None:
+    assert core(max_cooldown=HOUR).reset_time("Rate limit exceeded", NOW, NOW + HOUR) == ResetTime(
+        NOW + HOUR, ResetSource.OPENCODE_RETRY, "retry status next")
+
+
+def test_a_rate_limit_header_s_detail_is_cut_at_80_characters() -> None:
+    name = "x-ratelimit-reset-" + "t" * 70
+    reset = reset_from_headers(with_headers({"x-ratelimit-remaining-tokens": "0", name: "300"}), NOW)
+    assert reset is not None and reset.detail == f"{name}: 300"[:80] and len(reset.detail) == 80
+
+
+def test_a_retry_after_a_year_ahead_is_still_a_reset_time_and_beyond_it_is_not() -> None:
+    year = reset_from_headers(with_headers({"retry-after": str(MAX_AHEAD_S)}), NOW)
+    assert year is not None and year.at == NOW + MAX_AHEAD_S and year.source is ResetSource.RETRY_AFTER_HEADER
+    later = reset_from_headers(with_headers({"retry-after": str(MAX_AHEAD_S + 1)}), NOW)
+    assert later is None or later.source is not ResetSource.RETRY_AFTER_HEADER
+
+
+def test_the_provider_s_response_body_is_read_for_the_reset_time() -> None:
+    """An APIError whose message says nothing of the reset, but whose response body does."""
+    error = {"name": "APIError", "data": {"message": "Rate limited", "statusCode": 429,
+                                          "responseBody": '{"error": "quota exceeded, try again in 20 minutes"}'}}
+    assert core().reset_time(error, NOW) == ResetTime(NOW + 1200, ResetSource.PROVIDER_TEXT, "try again in 20 minutes")
