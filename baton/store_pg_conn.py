@@ -23,6 +23,8 @@ Conn = psycopg.AsyncConnection[Any]
 
 # Every wait on the database is bounded: connecting, taking a pooled connection, a listener's ping.
 CONNECT_TIMEOUT_S = 5.0
+# How long the pool retries a lost connection (1, 2, 4 s...) before the next request starts afresh.
+POOL_RECONNECT_S = 8.0
 # A dead server behind a live-looking TCP connection is noticed within about 25 s.
 _KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 
@@ -62,9 +64,12 @@ async def connect(url: str) -> Conn:
 
 
 async def open_pool(url: str) -> AsyncConnectionPool[Conn]:
-    """The writer's pool: connections checked before use, reconnecting for as long as it takes."""
+    """The writer's pool: connections checked before use. The pool's own reconnect backoff doubles
+    without a cap, so its attempts are kept short (:data:`POOL_RECONNECT_S`): once they give up, the
+    next write asks again from a fresh 1 s backoff, and a database back after a long outage is used
+    within seconds, not after the last doubled wait."""
     pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-        url, min_size=1, max_size=3, open=False, timeout=CONNECT_TIMEOUT_S, reconnect_timeout=24 * 3600.0,
+        url, min_size=1, max_size=3, open=False, timeout=CONNECT_TIMEOUT_S, reconnect_timeout=POOL_RECONNECT_S,
         kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S), **_KEEPALIVES},
         check=AsyncConnectionPool.check_connection, name="baton")
     await pool.open(wait=False)
