@@ -250,3 +250,10 @@ def test_an_abort_error_when_baton_s_abort_grace_ends_is_the_user_s_stop(tmp_pat
     s.advance(OWN_ABORT_GRACE_S)
     out = s.assistant(S, "msg_a2", "msg_u1", BACKUP, error=ABORTED)
     assert [(n.kind, n.text) for n in notes(out)] == [("user_stop", "the user stopped the turn; no fallback")]
+
+
+def test_the_configured_status_codes_decide_what_is_retried(tmp_path: Path) -> None:
+    """``retry_on_errors`` lists 418: a teapot error moves the turn on, as a 429 would by default."""
+    s = sim(tmp_path, runtime_fallback={"retry_on_errors": [418]})
+    s.start_turn(S, model=PRIMARY)
+    assert [r.model for r in resends(s.error(S, "I'm a teapot", 418))] == [BACKUP]
