@@ -13,7 +13,7 @@ from typing import Any
 
 from policy_sim import T0, Sim, make_config, notes, resends
 
-from baton.actions import Action, CancelTimer, Note
+from baton.actions import Action, CancelTimer, Note, Toast
 from baton.catalog import Catalog, ModelInfo
 from baton.cooldowns import Cooldowns
 from baton.events import CatalogSeen, SessionCreated
@@ -157,3 +157,35 @@ def test_baton_s_own_abort_is_consumed_once_and_the_next_abort_is_the_user_s(tmp
     s.assistant(S, "msg_a3", "msg_u1", BACKUP)
     out = s.assistant(S, "msg_a3", "msg_u1", BACKUP, error=ABORTED)
     assert kinds(out) == ["user_stop"]
+
+
+# ------------------------------------------------------------------ the context guard
+
+
+WINDOWS = (ModelInfo(PRIMARY, context=200_000), ModelInfo(BACKUP, context=128_000), ModelInfo(THIRD, context=400_000))
+
+
+def sized(tmp_path: Path, tokens: int) -> Sim:
+    """The session is ``tokens`` big (its newest assistant message says so) and its primary fails."""
+    s = sim(tmp_path)
+    s.feed(CatalogSeen(Catalog({model_key(m.model): m for m in WINDOWS})))
+    s.start_turn(S, model=PRIMARY)
+    s.assistant(S, "msg_u1_a1", "msg_u1", PRIMARY, tokens=tokens)
+    return s
+
+
+def test_a_model_whose_window_cannot_hold_the_session_is_passed_over_and_said(tmp_path: Path) -> None:
+    s = sized(tmp_path, 150_000)
+    out = s.error(S, "Too many requests", 429)
+    assert notes(out, "guard") == [Note(S, "guard", f"passed over: {BACKUP}'s context window (128,000 tokens) "
+                                        "cannot hold the session (150,000 tokens)", {"refused": [BACKUP]})]
+    (resend,) = resends(out)
+    assert resend.model == THIRD
+    (toast,) = [a for a in s.result(S, resend.token) if isinstance(a, Toast)]
+    assert toast.message == "primary is unavailable; continuing on third (passed over backup: window too small)"
+
+
+def test_a_window_exactly_the_session_s_size_holds_it(tmp_path: Path) -> None:
+    s = sized(tmp_path, 128_000)
+    out = s.error(S, "Too many requests", 429)
+    assert notes(out, "guard") == [] and [r.model for r in resends(out)] == [BACKUP]
