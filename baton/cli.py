@@ -464,18 +464,22 @@ def doctor(
 
 
 @app.command
-def demo(*, keep: bool = False) -> int:
+def demo(*, keep: bool = False, fleet: bool = False) -> int:
     """Show a fallback happen, offline: real opencode, a fake provider, one prompt.
 
     Parameters
     ----------
     keep
         Keep the demo's temporary directory (logs, store) and print where it is.
+    fleet
+        Two opencode servers behind two batons sharing one PostgreSQL: a cooldown one learns
+        reroutes the other's prompt.
     """
     from baton.demo import DemoError, run_demo
+    from baton.demo_fleet import run_fleet_demo
 
     try:
-        for line in run_demo(keep=keep):
+        for line in (run_fleet_demo if fleet else run_demo)(keep=keep):
             out.print(line, markup=False)
     except DemoError as exc:
         return _fail(str(exc), 1)

@@ -12,7 +12,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from baton.testing.fake_provider import Answer, FakeProvider, Refuse
 from baton.testing.opencode import OPENCODE_VERSION, OpencodeServer, find_opencode, warm_template
 from baton.testing.recorder import EventRecorder
 
-__all__ = ["DemoError", "run_demo"]
+__all__ = ["DemoError", "prepare_opencode", "run_demo"]
 
 REFUSAL = "All credentials for model primary are cooling down"
 ANSWER = "Hello from the backup model: your session kept going while the primary cools down."
@@ -38,16 +38,7 @@ class DemoError(BatonError):
 def run_demo(*, keep: bool = False) -> Iterator[str]:
     """Run the demo; yields the lines to print as they become known."""
     yield "baton demo: a cooling-down model, and what baton does about it"
-    binary = _opencode(lambda: None)
-    if binary is None:
-        yield f"  installing opencode-ai@{OPENCODE_VERSION} once into baton's cache (npm, about a minute)..."
-        binary = _opencode(None)
-    assert binary is not None
-    yield "  preparing opencode's first-start plugin install (once per machine)..."
-    try:
-        warm_template(binary)
-    except (OSError, RuntimeError, TimeoutError) as exc:
-        raise DemoError(f"opencode's first start failed: {exc}") from exc
+    binary = yield from prepare_opencode()
     work = Path(tempfile.mkdtemp(prefix="baton-demo-"))
     try:
         yield from _scenario(work, binary)
@@ -58,6 +49,21 @@ def run_demo(*, keep: bool = False) -> Iterator[str]:
             yield f"  files kept in {work} (baton's store, logs, opencode's home)"
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def prepare_opencode() -> Generator[str, None, Path]:
+    """The pinned opencode binary, installed and first-started once (saying so); returns its path."""
+    binary = _opencode(lambda: None)
+    if binary is None:
+        yield f"  installing opencode-ai@{OPENCODE_VERSION} once into baton's cache (npm, about a minute)..."
+        binary = _opencode(None)
+    assert binary is not None
+    yield "  preparing opencode's first-start plugin install (once per machine)..."
+    try:
+        warm_template(binary)
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        raise DemoError(f"opencode's first start failed: {exc}") from exc
+    return binary
 
 
 def _opencode(install: object) -> Path | None:

@@ -42,6 +42,7 @@ class TestPostgres:
             return
         if root is None:
             root = self._owned_root = Path(tempfile.mkdtemp(prefix="baton-pg-"))
+        root.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (CI): harmless
             warnings.simplefilter("ignore")
             from pgserver.postgres_server import get_server  # only when baton starts its own server

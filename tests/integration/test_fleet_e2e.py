@@ -134,3 +134,13 @@ def stored(url: str, parent: str, count: int) -> bool:
 def outbox(url: str) -> list[dict[str, object]]:
     with psycopg.connect(url) as conn:
         return [json.loads(text) for (text,) in conn.execute("SELECT row FROM outbox").fetchall()]
+
+
+def test_the_fleet_demo_shows_a_cooldown_shared_between_two_batons() -> None:
+    from baton.demo_fleet import run_fleet_demo
+
+    lines = list(run_fleet_demo())
+    assert sum("answered by fake/backup" in line for line in lines) == 2, lines
+    assert any("B's baton knows: fake/primary cools for 180 min (provider text), learnt by A" in line
+               for line in lines), lines
+    assert sum(" is driven by baton " in line for line in lines) == 2, lines
