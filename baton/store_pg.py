@@ -64,6 +64,8 @@ __all__ = ["PgStore"]
 log = structlog.get_logger("baton")
 
 T = TypeVar("T")
+# The journal explains recent decisions; each opencode server keeps its newest entries, like SQLite.
+JOURNAL_KEEP = 20_000
 Op = Callable[[Conn], Awaitable[None]]
 
 class PgStore:
@@ -85,6 +87,7 @@ class PgStore:
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._lease_s: float | None = None  # set: this baton drives ``scope`` under a lease
         self._lost: LeaseLost | None = None
+        self._journal_writes = 0
         self.heard = 0
         """Cooldowns announced by other batons and applied here."""
 
@@ -270,6 +273,7 @@ class PgStore:
                     await op(conn)
                 if journal:
                     await many(conn, INSERT_JOURNAL, [(self.scope, self.instance, *row) for row in journal])
+                    await self._prune_journal(conn, len(journal))
         except LeaseLost as exc:
             self._lost = exc
             log.error("store: this baton lost its lease; its writes are refused", scope=self.scope)
@@ -290,6 +294,16 @@ class PgStore:
             self._resync = False
         self._write_problem = None
         return True
+
+    async def _prune_journal(self, conn: Conn, added: int) -> None:
+        """Every thousand entries: keep this scope's newest :data:`JOURNAL_KEEP` (as the SQLite store does)."""
+        self._journal_writes += added
+        if self._journal_writes < 1000:
+            return
+        self._journal_writes = 0
+        await conn.execute(
+            "DELETE FROM journal WHERE scope = %s AND id <= (SELECT id FROM journal WHERE scope = %s "
+            "ORDER BY id DESC OFFSET %s LIMIT 1)", (self.scope, self.scope, JOURNAL_KEEP))
 
     async def _write_all(self, conn: Conn) -> None:
         """The database's rows of this scope become the mirror's; cooldowns and journal are added."""

@@ -89,6 +89,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     LEASE_MIGRATION,  # who drives each opencode server (store_pg_lease.py)
     SLOTS_MIGRATION,  # task slots counted for the whole fleet (store_pg_slots.py)
+    "CREATE INDEX journal_by_scope ON journal(scope, id)",  # the journal's pruning, per opencode server
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema number of a database this baton has migrated; a higher one was written by a newer baton."""

@@ -16,7 +16,7 @@ import pytest
 from baton.store_pg import PgStore
 from baton.store_pg_conn import shown_url
 from baton.store_pg_schema import SCHEMA_VERSION
-from baton.store_port import CoolingRow, StoreTooNew, StoreUnreachable
+from baton.store_port import CoolingRow, JournalEntry, StoreTooNew, StoreUnreachable
 from baton.testing.clock import FakeClock
 from baton.testing.postgres import TestPostgres
 
@@ -162,3 +162,22 @@ async def test_a_database_restarted_under_running_batons_loses_nothing(postgres:
     again = await PgStore.open(url, scope=SCOPE, clock=FakeClock(NOW), instance="c")
     assert [row["id"] for row in again.load_tasks()] == ["t1"]
     await again.aclose()
+
+
+async def test_the_journal_keeps_each_server_s_newest_entries(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("baton.store_pg.JOURNAL_KEEP", 500)
+    other = await PgStore.open(pg_url, scope="http://other", clock=FakeClock(NOW), instance="o")
+    other.journal([JournalEntry(NOW, "s", "note", "other's", {})])
+    await other.aclose()
+    store = await PgStore.open(pg_url, scope=SCOPE, clock=FakeClock(NOW), instance="a")
+    for n in range(1200):
+        store.journal([JournalEntry(NOW + n, "s", "note", f"entry {n}", {})])
+        if n % 100 == 99:
+            assert await store.flush()
+    await store.aclose()
+    with psycopg.connect(pg_url) as conn:
+        kept = conn.execute("SELECT text FROM journal WHERE scope = %s ORDER BY id", (SCOPE,)).fetchall()
+        others = conn.execute("SELECT count(*) FROM journal WHERE scope = 'http://other'").fetchone()
+    # pruned to the newest 500 at the thousandth entry (entries 500-999), then 200 more written
+    assert [text for (text,) in kept] == [f"entry {n}" for n in range(500, 1200)]
+    assert others == (1,)  # another opencode server's journal is not this one's to prune
