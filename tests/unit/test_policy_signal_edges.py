@@ -257,3 +257,12 @@ def test_the_configured_status_codes_decide_what_is_retried(tmp_path: Path) -> N
     s = sim(tmp_path, runtime_fallback={"retry_on_errors": [418]})
     s.start_turn(S, model=PRIMARY)
     assert [r.model for r in resends(s.error(S, "I'm a teapot", 418))] == [BACKUP]
+
+
+def test_a_context_overflow_that_names_a_reset_time_is_still_not_retried(tmp_path: Path) -> None:
+    """A reset time in the text makes an unclassified failure retryable (the provider says it is
+    temporary), but an overflow is no provider limit: another model of the chain would not help."""
+    s = sim(tmp_path)
+    s.start_turn(S, model=PRIMARY)
+    out = s.error(S, "prompt is too long: 250000 tokens > 200000 maximum; try again in 5 minutes", 400)
+    assert resends(out) == [] and [n.kind for n in notes(out)] == ["not_retryable"]
