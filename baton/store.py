@@ -23,7 +23,7 @@ import anyio
 import structlog
 
 from baton.clock import Clock, SystemClock
-from baton.store_mirror import SHAPE_ERRORS, BoxRow, JournalRow, Mirror, TaskRow, json_object
+from baton.store_mirror import SHAPE_ERRORS, BoxRow, JournalRow, Mirror, TaskRow, json_object, parse_rows
 from baton.store_pending import PendingTable, persist_pending
 from baton.store_port import CoolingRow, JournalEntry, StoreError, StoreTooNew
 from baton.store_schema import (
@@ -291,13 +291,7 @@ class Store(PendingTable):
             m.quarantine.clear()
 
     def _parse(self, table: str, rows: Iterable[tuple[Any, Any]], parse: Callable[[dict[str, Any]], T]) -> list[T]:
-        out: list[T] = []
-        for row_id, text in rows:
-            try:
-                out.append(parse(json_object(text)))
-            except SHAPE_ERRORS as exc:
-                self._set_aside(table, str(row_id), str(text), f"{type(exc).__name__}: {exc}")
-        return out
+        return parse_rows(table, rows, parse, self._set_aside)
 
     # --- model health ----------------------------------------------------------------------
 
@@ -308,9 +302,7 @@ class Store(PendingTable):
     def cooling(self, now: float) -> list[CoolingRow]:
         """Models still cooling at ``now``, with where each end came from; soonest end first."""
         if not self.readonly:
-            rows = [CoolingRow(k, c.until, c.reason, c.source) for k, c in self._mirror.cooldowns.items()
-                    if c.until > now]
-            return sorted(rows, key=lambda row: row.until)
+            return self._mirror.cooling(now)
         with _translate("reading cooldowns"):
             # A file an older baton wrote (the CLI does not migrate) has no ``source`` column.
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(model_health)")}
@@ -338,9 +330,7 @@ class Store(PendingTable):
         self, rows: Iterable[tuple[str, dict[str, Any]]], outbox: Iterable[dict[str, Any]], now: float
     ) -> None:
         """Upsert task rows and outbox rows in one transaction: the scheduler's durable state."""
-        tasks = [(tid, TaskRow.of(row, now)) for tid, row in rows]
-        boxes = [(str(row["id"]), BoxRow.of(row)) for row in outbox]
-        self._mirror.save_tasks(tasks, boxes)
+        tasks, boxes = self._mirror.save_tasks(rows, outbox, now)
 
         def work(db: sqlite3.Connection) -> None:
             db.executemany(UPSERT_TASK, [r.params(k) for k, r in tasks])
@@ -366,7 +356,7 @@ class Store(PendingTable):
     def load_tasks(self, parse: Callable[[dict[str, Any]], Any] = dict) -> list[Any]:
         """Task rows through ``parse`` (e.g. ``Task.from_row``); a row it rejects is set aside."""
         if not self.readonly:
-            return self._parse("tasks", [(k, r.row) for k, r in self._mirror.tasks.items()], parse)
+            return self._parse("tasks", self._mirror.task_texts(), parse)
         with _translate("reading tasks"):
             rows = self._db.execute("SELECT id, row FROM tasks").fetchall()
         return self._parse("tasks", rows, parse)
@@ -377,10 +367,8 @@ class Store(PendingTable):
     def load_outbox(self, parse: Callable[[dict[str, Any]], T], *, include_done: bool = False) -> list[T]: ...
     def load_outbox(self, parse: Callable[[dict[str, Any]], Any] = dict, *, include_done: bool = False) -> list[Any]:
         """Rows not yet delivered or dropped (the ones a restart must still send), or all of them."""
-        done = () if include_done else ("delivered", "dropped")
         if not self.readonly:
-            rows = [(k, r.row) for k, r in self._mirror.outbox.items() if r.state not in done]
-            return self._parse("outbox", rows, parse)
+            return self._parse("outbox", self._mirror.outbox_texts(include_done=include_done), parse)
         query = "SELECT id, row FROM outbox"
         if not include_done:
             query += " WHERE state NOT IN ('delivered', 'dropped')"

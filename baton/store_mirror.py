@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from baton.store_port import CoolingRow
 
 __all__ = [
     "JOURNAL_BUFFER", "SHAPE_ERRORS", "BoxRow", "Cooldown", "JournalRow", "Mirror", "PendingRow", "QuarantineRow",
-    "TaskRow", "json_object",
+    "TaskRow", "json_object", "parse_rows",
 ]
+
+T = TypeVar("T")
 
 # Journal entries kept while the file cannot take them; the oldest go first beyond this.
 JOURNAL_BUFFER = 10_000
@@ -101,6 +105,18 @@ class PendingRow:
         return key[0], key[1], self.row, self.updated
 
 
+def parse_rows(table: str, rows: Iterable[tuple[Any, Any]], parse: Callable[[dict[str, Any]], T],
+               set_aside: Callable[[str, str, str, str], None]) -> list[T]:
+    """Each row's JSON through ``parse``; a row that does not parse goes to ``set_aside`` (table, id, text, why)."""
+    out: list[T] = []
+    for row_id, text in rows:
+        try:
+            out.append(parse(json_object(text)))
+        except SHAPE_ERRORS as exc:
+            set_aside(table, str(row_id), str(text), f"{type(exc).__name__}: {exc}")
+    return out
+
+
 def json_object(text: Any) -> dict[str, Any]:
     """A row's JSON, which must be an object: raises ValueError or TypeError otherwise."""
     data = json.loads(text)
@@ -133,9 +149,33 @@ class Mirror:
         self.cooldowns[model] = entry
         return entry
 
-    def save_tasks(self, tasks: Iterable[tuple[str, TaskRow]], boxes: Iterable[tuple[str, BoxRow]]) -> None:
+    def save_tasks(
+        self, rows: Iterable[tuple[str, dict[str, Any]]], outbox: Iterable[dict[str, Any]], now: float
+    ) -> tuple[list[tuple[str, TaskRow]], list[tuple[str, BoxRow]]]:
+        """Keep task and outbox rows (as the scheduler wrote them); returns them as the tables hold them."""
+        tasks = [(tid, TaskRow.of(row, now)) for tid, row in rows]
+        boxes = [(str(row["id"]), BoxRow.of(row)) for row in outbox]
         self.tasks.update(tasks)
         self.outbox.update(boxes)
+        return tasks, boxes
+
+    def cooling(self, now: float) -> list[CoolingRow]:
+        """Models still cooling at ``now``, soonest end first."""
+        rows = [CoolingRow(k, c.until, c.reason, c.source) for k, c in self.cooldowns.items() if c.until > now]
+        return sorted(rows, key=lambda row: row.until)
+
+    def task_texts(self) -> list[tuple[str, str]]:
+        """(id, JSON) of every task row."""
+        return [(k, r.row) for k, r in self.tasks.items()]
+
+    def outbox_texts(self, *, include_done: bool) -> list[tuple[str, str]]:
+        """(id, JSON) of the outbox rows still to deliver, or of all of them."""
+        done = () if include_done else ("delivered", "dropped")
+        return [(k, r.row) for k, r in self.outbox.items() if r.state not in done]
+
+    def pending_texts(self, kind: str) -> list[tuple[str, str]]:
+        """(``kind:key``, JSON) of the pending intents of ``kind``."""
+        return [(f"{k}:{key}", r.row) for (k, key), r in self.pending.items() if k == kind]
 
     def forget(self, task_ids: Iterable[str]) -> list[str]:
         """Drop tasks and their notification rows; returns the ids of the outbox rows dropped."""

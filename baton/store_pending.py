@@ -75,7 +75,7 @@ class PendingTable:
     def load_pending(self: _Host, kind: str, parse: Callable[[dict[str, Any]], T]) -> list[T]:
         """The pending rows of ``kind`` through ``parse``; a row it rejects is set aside (quarantine)."""
         if not self.readonly:
-            rows = [(f"{k}:{key}", r.row) for (k, key), r in self._mirror.pending.items() if k == kind]
+            rows = self._mirror.pending_texts(kind)
         else:
             try:
                 query = f"SELECT {PENDING_KEY}, row FROM pending WHERE kind = ?"

@@ -30,7 +30,17 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from baton import store_pg_slots as slots
 from baton.clock import Clock
-from baton.store_mirror import SHAPE_ERRORS, BoxRow, Cooldown, JournalRow, Mirror, PendingRow, TaskRow, json_object
+from baton.store_mirror import (
+    SHAPE_ERRORS,
+    BoxRow,
+    Cooldown,
+    JournalRow,
+    Mirror,
+    PendingRow,
+    TaskRow,
+    json_object,
+    parse_rows,
+)
 from baton.store_pg_conn import (
     CONNECT_TIMEOUT_S,
     Conn,
@@ -364,8 +374,7 @@ class PgStore:
 
     def cooling(self, now: float) -> list[CoolingRow]:
         """Models still cooling at ``now`` (learnt here or by any baton of the fleet), soonest end first."""
-        rows = [CoolingRow(k, c.until, c.reason, c.source) for k, c in self._mirror.cooldowns.items() if c.until > now]
-        return sorted(rows, key=lambda row: row.until)
+        return self._mirror.cooling(now)
 
     def save_cooldown(self, model: str, until: float, reason: str, now: float, source: str = "configured") -> None:
         """Enter or extend ``model``'s cooldown for the whole fleet (never shortened)."""
@@ -391,9 +400,7 @@ class PgStore:
         self, rows: Iterable[tuple[str, dict[str, Any]]], outbox: Iterable[dict[str, Any]], now: float
     ) -> None:
         """Upsert task rows and outbox rows in one transaction: the scheduler's durable state."""
-        tasks = [(tid, TaskRow.of(row, now)) for tid, row in rows]
-        boxes = [(str(row["id"]), BoxRow.of(row)) for row in outbox]
-        self._mirror.save_tasks(tasks, boxes)
+        tasks, boxes = self._mirror.save_tasks(rows, outbox, now)
         scope = self.scope
 
         async def op(conn: Conn) -> None:
@@ -420,7 +427,7 @@ class PgStore:
     def load_tasks(self, parse: Callable[[dict[str, Any]], T]) -> list[T]: ...
     def load_tasks(self, parse: Callable[[dict[str, Any]], Any] = dict) -> list[Any]:
         """Task rows through ``parse`` (e.g. ``Task.from_row``); a row it rejects is set aside."""
-        return self._parse("tasks", [(k, r.row) for k, r in self._mirror.tasks.items()], parse)
+        return self._parse("tasks", self._mirror.task_texts(), parse)
 
     @overload
     def load_outbox(self, *, include_done: bool = False) -> list[dict[str, Any]]: ...
@@ -428,9 +435,7 @@ class PgStore:
     def load_outbox(self, parse: Callable[[dict[str, Any]], T], *, include_done: bool = False) -> list[T]: ...
     def load_outbox(self, parse: Callable[[dict[str, Any]], Any] = dict, *, include_done: bool = False) -> list[Any]:
         """Rows not yet delivered or dropped (the ones a restart must still send), or all of them."""
-        done = () if include_done else ("delivered", "dropped")
-        rows = [(k, r.row) for k, r in self._mirror.outbox.items() if r.state not in done]
-        return self._parse("outbox", rows, parse)
+        return self._parse("outbox", self._mirror.outbox_texts(include_done=include_done), parse)
 
     def put_pending(self, kind: str, key: str, row: dict[str, Any] | None, now: float | None = None) -> None:
         """Record ``row`` as the pending intent ``(kind, key)``, or forget it (None). Never raises."""
@@ -447,17 +452,10 @@ class PgStore:
 
     def load_pending(self, kind: str, parse: Callable[[dict[str, Any]], T]) -> list[T]:
         """The pending rows of ``kind`` through ``parse``; a row it rejects is set aside."""
-        rows = [(f"{k}:{key}", r.row) for (k, key), r in self._mirror.pending.items() if k == kind]
-        return self._parse("pending", rows, parse)
+        return self._parse("pending", self._mirror.pending_texts(kind), parse)
 
     def _parse(self, table: str, rows: Iterable[tuple[str, str]], parse: Callable[[dict[str, Any]], T]) -> list[T]:
-        out: list[T] = []
-        for row_id, text in rows:
-            try:
-                out.append(parse(json_object(text)))
-            except SHAPE_ERRORS as exc:
-                self._set_aside(table, row_id, text, f"{type(exc).__name__}: {exc}")
-        return out
+        return parse_rows(table, rows, parse, self._set_aside)
 
     def _set_aside(self, table: str, row_id: str, text: str, reason: str) -> None:
         """A row that cannot be read leaves the mirror and moves into ``quarantine``."""

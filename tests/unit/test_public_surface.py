@@ -134,7 +134,7 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.store": ["CoolingRow", "JournalEntry", "Store", "StoreError", "StoreTooNew"],
     "baton.store_mirror": [
         "BoxRow", "Cooldown", "JOURNAL_BUFFER", "JournalRow", "Mirror", "PendingRow", "QuarantineRow",
-        "SHAPE_ERRORS", "TaskRow", "json_object",
+        "SHAPE_ERRORS", "TaskRow", "json_object", "parse_rows",
     ],
     "baton.store_pending": ["PENDING_KEY", "PENDING_MIGRATION", "PendingTable", "persist_pending"],
     "baton.store_pg": ["PgStore"],
