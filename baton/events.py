@@ -94,6 +94,8 @@ class UserMessage:
     agent: str | None
     # Present when the message came from a fetch (resync) rather than the stream.
     parts: tuple[dict[str, Any], ...] | None = None
+    # The model variant the prompt chose (``info.model.variant``); None when it named none.
+    variant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,12 +82,15 @@ def message_from_info(info: _Props, parts: list[Any] | None = None) -> Event | N
     agent = agent if isinstance(agent, str) and agent else None
     role = info.get("role")
     if role == "user":
+        model = info.get("model")
+        variant = model.get("variant") if isinstance(model, Mapping) else None
         return UserMessage(
             session_id=session_id,
             message_id=message_id,
-            model=normalize_model(info.get("model")),
+            model=normalize_model(model),
             agent=agent,
             parts=tuple(p for p in parts if isinstance(p, dict)) if parts is not None else None,
+            variant=variant if isinstance(variant, str) and variant else None,
         )
     if role != "assistant":
         return None

@@ -121,7 +121,8 @@ class StreamEvents:
             return []  # baton's own prompt to this child
         actions: list[TaskAction] = []
         # The event carries no variant (yet): the notifier keeps the one known for the same model.
-        self.notifier.on_user(event.session_id, event.message_id, event.agent, event.model, now, actions)
+        self.notifier.on_user(event.session_id, event.message_id, event.agent, event.model, now, actions,
+                              variant=event.variant)
         return actions
 
     def on_status(self, event: SessionStatus, now: float) -> list[TaskAction]:

@@ -84,3 +84,14 @@ def test_fetched_messages_replay_parts_and_outputs() -> None:
 def test_malformed_payloads_are_ignored(payload: object) -> None:
     """Garbage on the stream yields None instead of crashing the engine."""
     assert parse_event(payload) is None
+
+
+def test_a_user_message_s_variant_is_read_from_its_model() -> None:
+    """opencode's UserMessage schema (GET /doc) puts the variant a prompt chose in ``model.variant``."""
+    info = {"id": "msg_1", "sessionID": "ses_1", "role": "user", "agent": "build", "time": {"created": 1},
+            "model": {"providerID": "anthropic", "modelID": "claude-sonnet-4-5", "variant": "high"}}
+    event = parse_event({"type": "message.updated", "properties": {"sessionID": "ses_1", "info": info}})
+    assert event == UserMessage("ses_1", "msg_1", "anthropic/claude-sonnet-4-5", "build", variant="high")
+    del info["model"]["variant"]  # type: ignore[attr-defined]
+    plain = parse_event({"type": "message.updated", "properties": {"sessionID": "ses_1", "info": info}})
+    assert isinstance(plain, UserMessage) and plain.variant is None

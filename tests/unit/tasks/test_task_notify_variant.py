@@ -90,7 +90,7 @@ def test_a_user_message_without_a_model_keeps_model_and_variant() -> None:
 
 
 def test_a_user_message_naming_the_same_model_without_a_variant_keeps_the_variant() -> None:
-    """opencode's user message event carries no variant: the one known for that model stays."""
+    """A user message that names P's model and no variant: the one known for that model stays."""
     s = Sim()
     task = running(s, parent_variant="high")
     s.feed(UserMessage(P, s.next_id(), "prov/parent-model", "plan"))
@@ -98,3 +98,14 @@ def test_a_user_message_naming_the_same_model_without_a_variant_keeps_the_varian
     s.answer(task)
     (msg,) = s.parent_idle_and_flush()
     assert (msg.agent, msg.model, msg.variant) == ("plan", "prov/parent-model", "high")
+
+
+def test_the_variant_of_p_s_newest_prompt_goes_with_its_model() -> None:
+    """The scheduler hands the user message's variant (opencode's ``model.variant``) to the notifier."""
+    s = Sim()
+    task = running(s, parent_variant="high")
+    s.feed(UserMessage(P, s.next_id(), "prov/other-model", "build", variant="low"))
+    s.advance(QUIET_S)
+    s.answer(task)
+    (msg,) = s.parent_idle_and_flush()
+    assert (msg.model, msg.variant) == ("prov/other-model", "low")
