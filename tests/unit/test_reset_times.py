@@ -22,6 +22,7 @@ from baton.actions import SaveCooldown
 from baton.cooldowns import Cooldowns
 from baton.fallback.core import FallbackCore
 from baton.fallback.reset_times import MAX_AHEAD_S, ResetSource, ResetTime, reset_from_headers, reset_from_text
+from baton.fallback.retry_status import provider_retry_at
 from baton.settings import RuntimeFallbackConfig
 from baton.store import Store
 from baton.testing.clock import FakeClock
@@ -377,3 +378,10 @@ def test_the_provider_s_response_body_is_read_for_the_reset_time() -> None:
     error = {"name": "APIError", "data": {"message": "Rate limited", "statusCode": 429,
                                           "responseBody": '{"error": "quota exceeded, try again in 20 minutes"}'}}
     assert core().reset_time(error, NOW) == ResetTime(NOW + 1200, ResetSource.PROVIDER_TEXT, "try again in 20 minutes")
+
+
+def test_opencode_s_retry_next_inside_its_own_backoff_band_is_no_reset_time() -> None:
+    """Attempt 1 waits 2 s: a ``next`` from 1.6 s to 3.1 s ahead (both ends in) is opencode's own
+    backoff, which says nothing of the provider; just outside the band it is the provider's time."""
+    assert provider_retry_at(1600, 1, 0.0) is None and provider_retry_at(3100, 1, 0.0) is None
+    assert provider_retry_at(1599, 1, 0.0) == 1.599 and provider_retry_at(3101, 1, 0.0) == 3.101
