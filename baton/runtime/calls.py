@@ -36,7 +36,7 @@ from typing import Any
 import anyio
 
 from baton.clock import Clock, SystemClock
-from baton.events import AssistantMessage, Event, PartUpdated
+from baton.events import AssistantMessage, Event, PartUpdated, UserMessage
 from baton.tasks.service import CallContext, ToolFailure
 
 __all__ = [
@@ -95,6 +95,8 @@ class CallMatcher:
         self._parts: OrderedDict[str, _Part] = OrderedDict()
         self._claimed: OrderedDict[str, None] = OrderedDict()
         self._messages: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        # Per session, the model and variant its newest prompt chose (a variant goes with its model).
+        self._prompts: OrderedDict[str, tuple[str | None, str]] = OrderedDict()
         # Set (and dropped) when a baton part arrives; created only while some call waits.
         self._arrived: anyio.Event | None = None
 
@@ -105,12 +107,15 @@ class CallMatcher:
     # ------------------------------------------------------------------ feeding
 
     def observe(self, event: Event, now: float) -> None:
-        """Keep baton's tool parts and who wrote each assistant message; other events are ignored."""
+        """Keep baton's tool parts, who wrote each assistant message and the variant of each session's newest
+        prompt; other events are ignored."""
         if isinstance(event, PartUpdated):
             if event.type == "tool":
                 self.observe_part(event, now)
         elif isinstance(event, AssistantMessage):
             self.observe_message(event)
+        elif isinstance(event, UserMessage):
+            self.observe_prompt(event)
 
     def observe_part(self, event: PartUpdated, now: float) -> None:
         """Record, update or forget a tool part; wakes waiting calls when a baton part changes."""
@@ -155,6 +160,16 @@ class CallMatcher:
         self._messages.move_to_end(event.message_id)
         while len(self._messages) > MAX_MESSAGES:
             self._messages.popitem(last=False)
+
+    def observe_prompt(self, event: UserMessage) -> None:
+        """Remember the variant a session's newest prompt chose, with the model it chose it for."""
+        if event.variant is None:
+            self._prompts.pop(event.session_id, None)
+            return
+        self._prompts[event.session_id] = (event.model, event.variant)
+        self._prompts.move_to_end(event.session_id)
+        while len(self._prompts) > MAX_MESSAGES:
+            self._prompts.popitem(last=False)
 
     # ------------------------------------------------------------------ matching
 
@@ -203,12 +218,14 @@ class CallMatcher:
         while len(self._claimed) > MAX_CLAIMED:
             self._claimed.popitem(last=False)
         agent, model = self._messages.get(entry.message_id, (None, None))
+        prompt_model, variant = self._prompts.get(entry.session_id, (None, None))
         return CallContext(
             session_id=entry.session_id,
             message_id=entry.message_id,
             part_id=entry.part_id,
             agent=agent,
             model=model,
+            variant=variant if model is not None and prompt_model == model else None,
         )
 
 

@@ -93,6 +93,7 @@ class TaskTools:
             parent_message_id=context.message_id,
             parent_agent=context.agent,
             parent_model=context.model,
+            parent_variant=context.variant,
             depth_of_parent=depth,
             root_session_id=root,
             lineage_error=lineage if isinstance(lineage, str) else None,

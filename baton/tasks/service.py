@@ -23,6 +23,8 @@ class CallContext:
     part_id: str
     agent: str | None
     model: str | None
+    # The variant the caller's newest prompt chose, when that prompt named the model of this call.
+    variant: str | None = None
     # The call gets MCP progress every few seconds: opencode 1.18.33 then keeps it open past its
     # 60 s call limit (measured), so waits may run to ``syncPollTimeoutMs``.
     keepalive: bool = False

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from baton.events import AssistantMessage, PartUpdated, SessionIdle
+from baton.events import AssistantMessage, PartUpdated, SessionIdle, UserMessage
 from baton.runtime import calls
 from baton.runtime.calls import CallMatcher, json_equal
 from baton.tasks.service import ToolFailure
@@ -232,3 +232,19 @@ def test_json_equality_rules() -> None:
     assert not json_equal({"a": [1]}, {"a": [1, None]})
     assert not json_equal({"a": {}}, {"a": None})
     assert not json_equal({"a": 1}, {})
+
+
+async def test_the_call_carries_the_variant_the_caller_s_prompt_chose_for_its_model() -> None:
+    """A variant goes with the model it was chosen for (background-tasks §12.4 rule 5): the launch records it."""
+    matcher = CallMatcher()
+    matcher.observe(UserMessage("ses_parent", "msg_0", "prov/big", "build", variant="high"), time.time())
+    matcher.observe_message(assistant())
+    matcher.observe_part(part(), time.time())
+    assert (await matcher.match("task", ARGS, wait=0.1)).variant == "high"
+    matcher.observe_message(assistant("msg_2", model="prov/fallback"))  # the session's fallback moved it
+    matcher.observe_part(part("prt_2", message="msg_2"), time.time())
+    assert (await matcher.match("task", ARGS, wait=0.1)).variant is None
+    matcher.observe(UserMessage("ses_parent", "msg_3", "prov/big", "build"), time.time())  # a prompt without one
+    matcher.observe_message(assistant("msg_4"))
+    matcher.observe_part(part("prt_4", message="msg_4"), time.time())
+    assert (await matcher.match("task", ARGS, wait=0.1)).variant is None
