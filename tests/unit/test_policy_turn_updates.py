@@ -111,3 +111,12 @@ def test_a_model_that_starts_cooling_after_the_prompt_arrived_is_left_to_run(tmp
     s.user(S, "msg_u1", PRIMARY)
     s.policy.cooldowns.extend(PRIMARY, s.now + 60)
     assert resends(s.busy(S)) == []
+
+
+def test_an_agent_name_with_separators_and_no_agents_configured_has_no_agent_chain(tmp_path: Path) -> None:
+    """No ``agents`` section: whatever the agent's name ("a - b" has two separators in a row), the
+    session has no agent key and no chain of its own."""
+    s = Sim(make_config(tmp_path, {}))
+    s.user(S, "msg_u1", PRIMARY, agent="review - strict")
+    session = s.policy.sessions[S]
+    assert session.agent_key is None and session.fb is not None and session.fb.chain == ()
