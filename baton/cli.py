@@ -28,7 +28,7 @@ from baton.auth import read_token
 from baton.catalog import Catalog
 from baton.chain_check import check_chains, checked_models
 from baton.chains import describe
-from baton.cli_store import store_app
+from baton.cli_store import explain, store_app
 from baton.cli_views import status_view, tasks_table
 from baton.clock import Clock, SystemClock
 from baton.config import Config, ConfigError, json_schema, load_config
@@ -50,6 +50,7 @@ app = cyclopts.App(name="baton", version=__version__, help="Keeps opencode sessi
 config_app = cyclopts.App(name="config", help="Check or describe the configuration baton reads.")
 app.command(config_app)
 app.command(store_app)
+app.command(explain)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -391,32 +392,6 @@ def tasks_cancel(task_id: str, *, listen: str = DEFAULT_LISTEN, state_dir: Path 
     if store.problem is not None:
         return _fail(f"the cancel could not be saved: {store.problem}", 2)
     out.print(report.text + "\n(baton serve is not running: the child session was not stopped)", markup=False)
-    return 0
-
-
-@app.command
-def explain(session: str | None = None, *, state_dir: Path | None = None, limit: int = 50) -> int:
-    """Explain baton's decisions: the journal of one session, or of all.
-
-    Parameters
-    ----------
-    session
-        A session id (``ses_...``); omit for every session.
-    state_dir
-        The store to read.
-    limit
-        How many entries to show.
-    """
-    path = (state_dir or default_state_dir(dict(os.environ))) / "baton.db"
-    if not path.exists():
-        return _fail(f"no store at {path}: has `baton serve` run with this --state-dir?", 2)
-    entries = Store(path, readonly=True).read_journal(session, limit)
-    if not entries:
-        out.print("nothing journaled" + (f" for {session}" if session else ""))
-    for e in entries:
-        stamp = time.strftime("%H:%M:%S", time.localtime(e.ts))
-        who = f" {e.session_id}" if session is None and e.session_id else ""
-        out.print(f"{stamp}{who} [{e.kind}] {e.text}", markup=False)
     return 0
 
 

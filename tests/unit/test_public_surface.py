@@ -39,7 +39,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "describe", "resolve_chain",
     ],
     "baton.cli": ["app", "main"],
-    "baton.cli_store": ["migrate_database", "store_app"],
+    "baton.cli_store": ["explain", "migrate_database", "read_journal", "store_app"],
     "baton.cli_views": ["status_view", "tasks_table"],
     "baton.clock": ["Clock", "SystemClock"],
     "baton.config": [

@@ -13,6 +13,7 @@ import anyio
 import psycopg
 import pytest
 
+from baton.cli_store import read_journal
 from baton.store_pg import PgStore
 from baton.store_pg_conn import shown_url
 from baton.store_pg_schema import SCHEMA_VERSION
@@ -181,3 +182,17 @@ async def test_the_journal_keeps_each_server_s_newest_entries(pg_url: str, monke
     # pruned to the newest 500 at the thousandth entry (entries 500-999), then 200 more written
     assert [text for (text,) in kept] == [f"entry {n}" for n in range(500, 1200)]
     assert others == (1,)  # another opencode server's journal is not this one's to prune
+
+
+async def test_explain_reads_the_journal_a_fleet_shares(pg_url: str) -> None:
+    for scope, text in (("http://a", "a's switch"), ("http://b", "b's note")):
+        store = await PgStore.open(pg_url, scope=scope, clock=FakeClock(NOW), instance=scope)
+        store.journal([JournalEntry(NOW, f"ses_{scope[-1]}", "switch", text, {"from": "p/a"})])
+        await store.aclose()
+    assert [e.text for e in await read_journal(pg_url, None, 10)] == ["a's switch", "b's note"]
+    (entry,) = await read_journal(pg_url, "ses_b", 10)
+    assert (entry.kind, entry.text, entry.data) == ("switch", "b's note", {"from": "p/a"})
+    with anyio.fail_after(60):
+        done = await anyio.run_process([sys.executable, "-m", "baton", "explain", "ses_a", "--store", pg_url],
+                                       check=False)
+    assert done.returncode == 0 and done.stdout.decode().endswith(" [switch] a's switch\n"), done.stderr
