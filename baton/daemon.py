@@ -38,7 +38,7 @@ from baton.runtime.router import Executor, Router
 from baton.runtime.task_tools import TaskTools
 from baton.runtime.tasks import TASK_ACTIONS, SessionTree, TaskChanges, TaskExecutor
 from baton.runtime.timers import Timers
-from baton.server import HttpServer, bind_socket, build_app, make_server
+from baton.server import HttpServer, bind_socket, build_app, make_server, standby_app
 from baton.store import Store
 from baton.store_pg import PgStore
 from baton.store_pg_conn import is_database_url, shown_url
@@ -206,7 +206,7 @@ async def serve(options: ServeOptions) -> None:
     # Local problems (state dir, store, port) fail at once, before any wait on the network (the
     # database's, bounded, comes next).
     with _bind(host, port, options.listen) as sock:
-        async with _open_store(options, state_dir, scope=url.rstrip("/")) as store, \
+        async with _open_store(options, state_dir, scope=url.rstrip("/"), sock=sock, token=token) as store, \
                 OpencodeClient(url, auth=credentials or auth_from_env(options.env)) as client:
             where = await _reach(client, options.connect_timeout)
             directory = where.get("directory")
@@ -218,9 +218,11 @@ async def serve(options: ServeOptions) -> None:
 
 
 @asynccontextmanager
-async def _open_store(options: ServeOptions, state_dir: Path, *, scope: str) -> AsyncIterator[StorePort]:
+async def _open_store(options: ServeOptions, state_dir: Path, *, scope: str, sock: socket.socket,
+                      token: str) -> AsyncIterator[StorePort]:
     """SQLite in the state dir, or the PostgreSQL the URL names (``scope``: the opencode server
-    this baton drives, whose tasks are its own in a shared database)."""
+    this baton drives, whose tasks are its own in a shared database). While another baton drives
+    that server, this one stands by and its ``/healthz`` says so (on ``sock``)."""
     url = options.store_url or options.env.get("BATON_STORE_URL") or None
     if url is None:
         with Store(state_dir / "baton.db", clock=options.clock) as store:
@@ -228,12 +230,21 @@ async def _open_store(options: ServeOptions, state_dir: Path, *, scope: str) -> 
         return
     if not is_database_url(url):
         raise StartupError(f"--store must be a postgresql:// URL (got {shown_url(url)!r})", 2)
+    waiting: dict[str, object] = {"state": "standby", "opencode": scope, "store": None, "driver": None}
+
     def standby(driver: str) -> None:
+        waiting["driver"] = driver
         options.announce(f"baton: standing by for {scope}: {driver} drives it; taking over if it stops "
                          f"renewing its lease for {options.lease_seconds:g} s")
 
-    pg = await PgStore.open(url, scope=scope, clock=options.clock, lease_seconds=options.lease_seconds,
-                            on_standby=standby)
+    server = make_server(standby_app(lambda: dict(waiting), token=token, names=host_names(sock.getsockname()[0])))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock.dup()])  # a copy: closing it at takeover leaves the port bound
+        try:
+            pg = await PgStore.open(url, scope=scope, clock=options.clock, lease_seconds=options.lease_seconds,
+                                    on_standby=standby)
+        finally:
+            tg.cancel_scope.cancel()
     log.info("store: PostgreSQL", url=shown_url(url), scope=scope, instance=pg.instance)
     try:
         yield pg

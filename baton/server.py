@@ -26,7 +26,7 @@ from baton.engine import Engine
 from baton.runtime.task_tools import TaskTools
 from baton.tools import build_mcp_app
 
-__all__ = ["Guard", "HttpServer", "bind_socket", "build_app"]
+__all__ = ["Guard", "HttpServer", "bind_socket", "build_app", "standby_app"]
 
 PUBLIC_PATH = "/healthz"
 
@@ -118,6 +118,17 @@ def task_routes(tasks: TaskTools, clock: Clock) -> list[BaseRoute]:
         Route("/tasks/{task_id}", show),
         Route("/tasks/{task_id}/cancel", cancel, methods=["POST"]),
     ]
+
+
+def standby_app(health: Callable[[], dict[str, object]], *, token: str, names: frozenset[str] = frozenset()) -> ASGIApp:
+    """What a baton standing by answers (a shared store's lease is another's): ``/healthz`` says
+    so — 503, ``state: standby`` and, with the token, who drives the opencode server."""
+
+    async def healthz(request: Request) -> JSONResponse:
+        body = health() if request.state.authenticated else {}
+        return JSONResponse({"attached": False, **body}, status_code=503)
+
+    return Guard(Starlette(routes=[Route("/healthz", healthz)]), token, names)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

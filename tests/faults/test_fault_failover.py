@@ -54,6 +54,10 @@ def _pair(opencode: OpencodeServer, postgres: TestPostgres, tmp_path: Path) -> I
     second = BatonProcess(opencode.url, tmp_path / "b", settings=settings, extra_args=args)
     first.start()
     second.start(standby=True)
+    # A standby says so: not attached, standing by, and who drives the opencode server.
+    assert second.healthz() == (503, {"attached": False, "state": "standby", "opencode": opencode.url.rstrip("/"),
+                                      "store": None, "driver": first.status()["fleet"]["instance"]})
+    assert second.healthz(authed=False) == (503, {"attached": False})
     try:
         yield first, second
     finally:
@@ -85,6 +89,7 @@ def test_kill_9_of_the_driver_mid_task_the_standby_finishes_it_once(
         takeovers.append(standby.wait_attached(LEASE_S * 4))
         driver.start(standby=True)  # the killed baton comes back, as the standby now
         driver, standby = standby, driver
+        assert driver.healthz()[0] == 200  # the port it stood by on now serves the driver's endpoints
 
         def notified() -> dict[str, Any] | None:
             tasks = rows(url, "tasks", parent)

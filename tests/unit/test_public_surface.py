@@ -125,7 +125,7 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.runtime.task_tools": ["HOST_CALL_LIMIT_S", "Steps", "TaskTools"],
     "baton.runtime.tasks": ["SessionTree", "TASK_ACTIONS", "TaskChanges", "TaskExecutor"],
     "baton.runtime.timers": ["Timers"],
-    "baton.server": ["Guard", "HttpServer", "bind_socket", "build_app"],
+    "baton.server": ["Guard", "HttpServer", "bind_socket", "build_app", "standby_app"],
     "baton.settings": [
         "AgentConfig", "BackgroundTaskConfig", "BatonConfig", "CategoryConfig", "CircuitBreakerConfig",
         "Config", "DEFAULT_CATEGORY_AGENT", "DEFAULT_RETRY_ON_ERRORS", "Range", "RuntimeFallbackConfig",
