@@ -126,6 +126,7 @@ async def test_a_message_the_stream_lacked_is_fetched_and_without_one_nothing_is
 async def test_quick_actions_are_done_at_once_and_a_failed_toast_is_a_courtesy(tmp_path: Path) -> None:
     executor = _executor(tmp_path, Opencode())
     assert executor.execute(Note(S, "switch", "switching"), 5.0) is None
+    assert isinstance(executor.store, Store)
     assert [e.kind for e in executor.store.read_journal(S)] == ["switch"]
     executor.store.put_pending(RESEND_INTENT, S, {"x": 1}, 5.0)
     assert executor.execute(ClearIntent(S), 6.0) is None
