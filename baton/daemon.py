@@ -34,6 +34,7 @@ from baton.runtime.calls import CallMatcher
 from baton.runtime.fallback_executor import FALLBACK_ACTIONS, FallbackExecutor
 from baton.runtime.fleet_slots import FleetSlots, LocalSlots, SlotGate
 from baton.runtime.jobs import Jobs
+from baton.runtime.metrics import Metrics
 from baton.runtime.router import Executor, Router
 from baton.runtime.task_tools import TaskTools
 from baton.runtime.tasks import TASK_ACTIONS, SessionTree, TaskChanges, TaskExecutor
@@ -314,18 +315,22 @@ def build_engine(
     scheduler = Scheduler(config, cooldowns, store.load_tasks(Task.from_row), store.load_outbox(OutboxRow.from_row))
     policy = FallbackPolicy(config, cooldowns, owned_elsewhere=scheduler.owns)
     jobs = Jobs()
-    fallback = FallbackExecutor(client, store, Timers(clock))
+    metrics = Metrics()
+    fallback = FallbackExecutor(client, store, Timers(clock), metrics)
     tree, changes, matcher = SessionTree(client, project_dir), TaskChanges(), CallMatcher(clock=clock)
     slots = _slot_gate(store, scheduler)
     executors: list[tuple[Iterable[type], Executor]] = [
-        (FALLBACK_ACTIONS, fallback), (TASK_ACTIONS, TaskExecutor(client, store, tree, changes, slots))]
+        (FALLBACK_ACTIONS, fallback), (TASK_ACTIONS, TaskExecutor(client, store, tree, changes, slots, metrics))]
     router = Router(policy, scheduler, executors, jobs, clock, observers=(matcher, tree))
     tasks = TaskTools(client, config, scheduler, router, matcher=matcher, tree=tree, changes=changes, clock=clock)
     attachment = Attachment(client, router, policy, scheduler, store, clock, mcp_url=mcp_url, mcp_headers=mcp_headers,
                             on_attach=on_attach)
     stream = EventStream(client, router, attachment, clock=clock, heartbeat_timeout=heartbeat_timeout)
-    return Engine(client=client, clock=clock, store=store, policy=policy, scheduler=scheduler, jobs=jobs,
-                  fallback=fallback, router=router, tasks=tasks, attachment=attachment, stream=stream, slots=slots)
+    engine = Engine(client=client, clock=clock, store=store, policy=policy, scheduler=scheduler, jobs=jobs,
+                    fallback=fallback, router=router, tasks=tasks, attachment=attachment, stream=stream, slots=slots,
+                    metrics=metrics)
+    metrics.watch(engine.stats)
+    return engine
 
 
 def _slot_gate(store: StorePort, scheduler: Scheduler) -> SlotGate:

@@ -32,6 +32,7 @@ from baton.runtime.attach import Attachment
 from baton.runtime.fallback_executor import FallbackExecutor
 from baton.runtime.fleet_slots import SlotGate
 from baton.runtime.jobs import Jobs
+from baton.runtime.metrics import Metrics
 from baton.runtime.router import Router
 from baton.runtime.task_tools import TaskTools
 from baton.settings import Config
@@ -73,6 +74,7 @@ class Engine:
     attachment: Attachment
     stream: EventStream
     slots: SlotGate
+    metrics: Metrics
 
     async def run(self) -> None:
         """Run until cancelled: the stream, and whatever the actions start."""

@@ -16,13 +16,14 @@ from dataclasses import asdict
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baton.auth import bearer_matches, host_allowed, origin_allowed
 from baton.clock import Clock
 from baton.engine import Engine
+from baton.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from baton.runtime.task_tools import TaskTools
 from baton.tools import build_mcp_app
 
@@ -88,8 +89,11 @@ def build_app(
         fleet = await engine.store.fleet()  # bounded: a shared store answers or says why not
         return JSONResponse({**asdict(engine.stats()), **({"fleet": fleet} if fleet is not None else {})})
 
+    async def metrics(_: Request) -> Response:
+        return Response(engine.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     mcp_app, lifespan = build_mcp_app(engine.tasks)
-    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/status", status),
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/status", status), Route("/metrics", metrics),
                                *task_routes(engine.tasks, engine.clock),
                                Route("/mcp", endpoint=mcp_app)]  # a Mount would redirect POST /mcp to /mcp/
     return Guard(Starlette(routes=routes), token, names), lifespan

@@ -33,6 +33,7 @@ from baton.events import ResendOutcome, ResendResult
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavailable, resend_parts
 from baton.opencode.resync import RESYNC_MESSAGE_LIMIT, resend_message
 from baton.runtime.jobs import Job
+from baton.runtime.metrics import Metrics
 from baton.runtime.timers import Timers
 from baton.store_port import JournalEntry, StorePort
 from baton.tasks.actions import TaskAction
@@ -50,16 +51,20 @@ FALLBACK_ACTIONS: tuple[type, ...] = (Note, Resend, AbortTurn, Schedule, CancelT
 class FallbackExecutor:
     """Executes :data:`FALLBACK_ACTIONS`; ``fallbacks`` counts the re-sends started (``/status``)."""
 
-    def __init__(self, client: OpencodeClient, store: StorePort, timers: Timers) -> None:
+    def __init__(self, client: OpencodeClient, store: StorePort, timers: Timers,
+                 metrics: Metrics | None = None) -> None:
         self.client = client
         self.store = store
         self.timers = timers
         self.fallbacks = 0
+        self.metrics = metrics or Metrics()
 
     def execute(self, action: TaskAction, now: float) -> Job | None:
         """Do what is done at once; return the I/O still to run, if any."""
         if isinstance(action, Note):
             self.store.journal([JournalEntry(now, action.session_id, action.kind, action.text, action.data)])
+            if action.kind == "switch":
+                self.metrics.switched(action.data.get("from"), action.data.get("to"))
             log.info(action.text, session=action.session_id, decision=action.kind)
         elif isinstance(action, Resend):
             self.fallbacks += 1
@@ -85,6 +90,7 @@ class FallbackExecutor:
     async def _resend(self, action: Resend) -> ResendResult:
         """Abort (if needed) and re-send (spec §7)."""
         aborted = False
+        started = anyio.current_time()
         try:
             message_id, parts = await self._message_for(action)
             if not parts:
@@ -109,6 +115,7 @@ class FallbackExecutor:
                 if not aborted or attempt == PROMPT_RETRIES:
                     return _result(action, ResendOutcome.REFUSED, aborted, str(exc))
             else:
+                self.metrics.resend_seconds.observe(anyio.current_time() - started)
                 return _result(action, ResendOutcome.ACCEPTED, aborted)
             await anyio.sleep(delay)
             delay *= 2

@@ -25,6 +25,7 @@ from baton.opencode.events import parse_status
 from baton.opencode.resync import has_message, newest_time
 from baton.runtime.fleet_slots import LocalSlots, SlotGate
 from baton.runtime.jobs import Job
+from baton.runtime.metrics import Metrics
 from baton.store_port import StorePort
 from baton.tasks.actions import (
     AbortChild,
@@ -128,8 +129,9 @@ class TaskExecutor:
     """Executes :data:`TASK_ACTIONS` for one attached opencode."""
 
     def __init__(self, client: OpencodeClient, store: StorePort, tree: SessionTree, changes: TaskChanges,
-                 slots: SlotGate | None = None) -> None:
+                 slots: SlotGate | None = None, metrics: Metrics | None = None) -> None:
         self.client = client
+        self.metrics = metrics or Metrics()
         self.slots: SlotGate = slots or LocalSlots()
         self.store = store
         self.tree = tree
@@ -235,6 +237,8 @@ class TaskExecutor:
             detail = str(exc)
         except OpencodeError as exc:
             outcome, detail = DeliveryOutcome.RETRY, str(exc)
+        if outcome is DeliveryOutcome.RETRY:
+            self.metrics.deliveries_retried.inc()
         return DeliveryResult(action.parent_session_id, action.message_id, outcome, detail)
 
     async def _poll(self) -> StatusPolled:

@@ -203,3 +203,22 @@ def test_opencode_restarted_under_baton(
         own.prompt_async(sid, "hello")
         assert texts(answer_of(own, sid)) == "back again"
         assert baton.stop() == 0
+
+
+def test_metrics_count_the_fallback_behind_the_token(
+    opencode: OpencodeServer, fresh_provider: FakeProvider, start_baton: BatonFactory
+) -> None:
+    """GET /metrics after a real fallback: the switch by model pair, the re-send's duration, the cooldown."""
+    fresh_provider.script("primary", Refuse(429, COOLING))
+    fresh_provider.script("backup", Answer("counted"))
+    baton = start_baton(CHAIN)
+    sid = opencode.create_session("metrics")["id"]
+    opencode.prompt_async(sid, "hello")
+    answer_of(opencode, sid)
+    assert baton.get("/metrics", authed=False).status_code == 401  # like every endpoint but a bare /healthz
+    response = baton.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    assert 'baton_fallbacks_total{from_model="fake/primary",to_model="fake/backup"} 1.0' in lines
+    assert "baton_resend_seconds_count 1.0" in lines
+    assert "baton_cooldowns_active 1.0" in lines and "baton_attached 1.0" in lines

@@ -119,6 +119,7 @@ SNAPSHOT: dict[str, list[str]] = {
     ],
     "baton.runtime.fleet_slots": ["FleetSlots", "LocalSlots", "SLOT_POLL_S", "SlotGate", "SlotLedger"],
     "baton.runtime.jobs": ["Job", "Jobs", "Outcome", "job_name"],
+    "baton.runtime.metrics": ["CONTENT_TYPE", "EngineStats", "Metrics"],
     "baton.runtime.router": [
         "CORE_EVENTS", "Executor", "FallbackDecider", "Observer", "Router", "TaskDecider",
     ],
