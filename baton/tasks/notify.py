@@ -67,6 +67,10 @@ class Parent:
     id: str
     status: StatusType | None = None
     last_user_at: float = _NEG
+    last_user_id: str | None = None
+    user_answered: bool = True
+    """Whether an assistant message answers P's newest user message: until one does, the user has
+    just started a turn that P may not have begun yet, and nothing is sent for :data:`QUIET_S`."""
     user_aborted_at: float = _NEG
     agent: str | None = None
     model: str | None = None
@@ -171,7 +175,8 @@ class Notifier:
         parent = self.parents.get(parent_id)
         if parent is None or message_id in parent.own_ids or any(f.message_id == message_id for f in parent.frozen):
             return
-        parent.last_user_at = now
+        if message_id != parent.last_user_id:  # opencode updates a message again (its summary at the turn's end)
+            parent.last_user_at, parent.last_user_id, parent.user_answered = now, message_id, False
         parent.agent = agent or parent.agent
         if model and variant is not None:
             parent.model, parent.variant = model, variant
@@ -192,7 +197,8 @@ class Notifier:
             return
         if parent.status is not StatusType.IDLE:
             return
-        due = max(parent.retry_at, parent.last_user_at + QUIET_S)
+        quiet_until = _NEG if parent.user_answered else parent.last_user_at + QUIET_S
+        due = max(parent.retry_at, quiet_until)
         if not parent.frozen and parent.window_until is not None:
             due = max(due, parent.window_until)
         if now < due:
@@ -231,6 +237,12 @@ class Notifier:
             return parent.model, parent.variant
         newest = self._newest_launch(parent)
         return (newest.parent_model, newest.parent_variant) if newest is not None else (None, None)
+
+    def on_answer(self, parent: Parent, answers: str | None) -> None:
+        """An assistant message of P, answering the user message ``answers``: once it answers P's
+        newest, the user's turn is under way or over, and a notification need not wait for quiet."""
+        if answers is not None and answers == parent.last_user_id:
+            parent.user_answered = True
 
     def on_assistant_model(self, parent: Parent, model: str) -> None:
         """P used ``model`` without saying its variant: the variant known for that model stays, else none."""

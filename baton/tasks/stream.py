@@ -107,6 +107,7 @@ class StreamEvents:
         parent = self.notifier.parents.get(event.session_id)
         if parent is not None and event.agent != COMPACTION_AGENT:
             parent.agent = event.agent or parent.agent
+            self.notifier.on_answer(parent, event.parent_id)
             if event.model:
                 self.notifier.on_assistant_model(parent, event.model)
             if event.error is not None and classify_error(event.error).type is ErrorType.ABORT:
@@ -120,7 +121,7 @@ class StreamEvents:
         if own is not None and own.anchor_message_id == event.message_id:
             return []  # baton's own prompt to this child
         actions: list[TaskAction] = []
-        # The event carries no variant (yet): the notifier keeps the one known for the same model.
+        # A prompt without a variant keeps the one the notifier knows for the same model.
         self.notifier.on_user(event.session_id, event.message_id, event.agent, event.model, now, actions,
                               variant=event.variant)
         return actions

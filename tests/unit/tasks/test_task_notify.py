@@ -236,3 +236,47 @@ def test_fifty_tasks_give_a_bounded_waking_text() -> None:
     s.advance(COALESCE_S)
     (wake,) = of(s.fire_delivery(), Deliver)
     assert wake.no_reply is False and len(wake.text) < 16_000 and "and 20 more" in wake.text
+
+
+def test_a_user_message_already_answered_does_not_hold_delivery() -> None:
+    """Issue 10 §4: the quiet period protects a turn the user just started; once P answered that
+    message, the turn is under way or over, and the notice goes as soon as P is idle."""
+    s = Sim()
+    (task,) = started(s, 1)
+    s.status(P, StatusType.IDLE)
+    asked = s.next_id()
+    s.user(P, asked)
+    s.feed(AssistantMessage(P, s.next_id(), asked, "prov/parent-model", "build", completed=True))
+    s.answer(task)
+    s.advance(COALESCE_S + 0.01)
+    assert len(of(s.fire_delivery(), Deliver)) == 1  # 50 ms after the end, not 2 s after the prompt
+
+
+def test_an_answer_to_an_older_prompt_does_not_lift_the_quiet_period() -> None:
+    """A late update of the previous turn's answer says nothing of the prompt the user just sent."""
+    s = Sim()
+    (task,) = started(s, 1)
+    s.status(P, StatusType.IDLE)
+    older = s.next_id()
+    s.user(P, older)
+    s.user(P)
+    s.feed(AssistantMessage(P, s.next_id(), older, "prov/parent-model", "build", completed=True))
+    s.answer(task)
+    s.advance(COALESCE_S + 0.01)
+    assert of(s.fire_delivery(), Deliver) == []
+    s.advance(QUIET_S)
+    assert len(of(s.fire_delivery(), Deliver)) == 1
+
+
+def test_an_update_of_the_prompt_already_answered_does_not_start_a_new_quiet_period() -> None:
+    """opencode updates a user message again at its turn's end (its summary): not a new prompt."""
+    s = Sim()
+    (task,) = started(s, 1)
+    s.status(P, StatusType.IDLE)
+    asked = s.next_id()
+    s.user(P, asked)
+    s.feed(AssistantMessage(P, s.next_id(), asked, "prov/parent-model", "build", completed=True))
+    s.user(P, asked)  # the same message, updated
+    s.answer(task)
+    s.advance(COALESCE_S + 0.01)
+    assert len(of(s.fire_delivery(), Deliver)) == 1
