@@ -10,6 +10,7 @@ abort + prompt round trips, opencode's own start of the new run) and the median 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -65,7 +66,7 @@ def main() -> None:
           "(clocks of two processes; ±1 ms)")
     print(f"decision → prompt accepted (abort + prompt_async): median {statistics.median(send):.1f} ms")
     print(f"retry status → first request for the fallback model: median {statistics.median(totals):.1f} ms, "
-          f"p90 {sorted(totals)[int(len(totals) * 0.9) - 1]:.1f} ms, min {min(totals):.1f} ms "
+          f"p90 {sorted(totals)[math.ceil(len(totals) * 0.9) - 1]:.1f} ms, min {min(totals):.1f} ms "
           "(target ≤ 60 ms)")
 
 
