@@ -21,7 +21,7 @@ has not stopped P since the batch began. The batch is closed (its tasks get
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +41,8 @@ __all__ = ["BACKOFF_FIRST_S", "BACKOFF_MAX_S", "COALESCE_S", "QUIET_S", "Frozen"
 
 COALESCE_S = 0.05
 QUIET_S = 2.0
+PROMPTS_KEPT = 4096
+"""Sessions whose newest prompt id is remembered (the least recently prompted go first)."""
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 _NEG = float("-inf")
@@ -106,6 +108,9 @@ class Notifier:
         self._request_poll = request_poll
         self._wake_child = wake_child
         self.parents: dict[str, Parent] = {}
+        # The newest prompt seen in each session, mailbox or not: a mailbox opened at a launch knows
+        # which prompt the launching turn answers, so that prompt's later updates are not a new one.
+        self._prompts: OrderedDict[str, str] = OrderedDict()
         self.seq = 0
         frozen: dict[str, list[OutboxRow]] = {}
         for row in sorted(rows, key=lambda r: r.seq):
@@ -129,7 +134,8 @@ class Notifier:
     def ensure(self, parent_id: str, status: StatusType | None = None) -> Parent:
         parent = self.parents.get(parent_id)
         if parent is None:
-            parent = self.parents[parent_id] = Parent(parent_id, status=status)
+            parent = self.parents[parent_id] = Parent(parent_id, status=status,
+                                                      last_user_id=self._prompts.get(parent_id))
         elif status is not None:
             parent.status = status
         return parent
@@ -173,6 +179,11 @@ class Notifier:
     def on_user(self, parent_id: str, message_id: str, agent: str | None, model: str | None, now: float,
                 actions: list[TaskAction], variant: str | None = None) -> None:
         parent = self.parents.get(parent_id)
+        if parent is None or message_id not in parent.own_ids:
+            self._prompts[parent_id] = message_id
+            self._prompts.move_to_end(parent_id)
+            while len(self._prompts) > PROMPTS_KEPT:
+                self._prompts.popitem(last=False)
         if parent is None or message_id in parent.own_ids or any(f.message_id == message_id for f in parent.frozen):
             return
         if message_id != parent.last_user_id:  # opencode updates a message again (its summary at the turn's end)

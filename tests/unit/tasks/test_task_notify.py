@@ -280,3 +280,17 @@ def test_an_update_of_the_prompt_already_answered_does_not_start_a_new_quiet_per
     s.answer(task)
     s.advance(COALESCE_S + 0.01)
     assert len(of(s.fire_delivery(), Deliver)) == 1
+
+
+def test_the_launching_prompt_updated_after_the_launch_is_not_a_new_prompt() -> None:
+    """The prompt P answers by launching came before P had a mailbox; its update at the turn's end
+    (opencode's summary) must not hold the notice for 2 s (seen on a cold opencode in CI)."""
+    s = Sim()
+    asked = s.next_id()
+    s.user(P, asked)  # before any task: P has no mailbox yet
+    (task,) = started(s, 1)
+    s.user(P, asked)  # the same prompt, updated once P's turn ends
+    s.status(P, StatusType.IDLE)
+    s.answer(task)
+    s.advance(COALESCE_S + 0.01)
+    assert len(of(s.fire_delivery(), Deliver)) == 1
