@@ -21,8 +21,8 @@ from baton.daemon import default_state_dir
 from baton.store import Store
 from baton.store_mirror import SHAPE_ERRORS, json_object
 from baton.store_pg_conn import connect, fetch, is_database_url, shown_url
-from baton.store_pg_schema import SCHEMA_VERSION, migrate
-from baton.store_port import JournalEntry, StoreError, StoreTooNew
+from baton.store_pg_schema import migrate
+from baton.store_port import JournalEntry, StoreError
 
 __all__ = ["explain", "migrate_database", "read_journal", "store_app"]
 
@@ -34,11 +34,7 @@ async def migrate_database(url: str) -> tuple[int, int]:
     if not is_database_url(url):
         raise StoreError(f"not a postgresql:// URL: {shown_url(url)!r}")
     async with await connect(url) as conn:
-        before, after = await migrate(conn)
-    if before > SCHEMA_VERSION:
-        raise StoreTooNew(f"the database at {shown_url(url)} was written by a newer baton (schema {before}, this "
-                          f"baton knows {SCHEMA_VERSION}); upgrade baton")
-    return before, after
+        return await migrate(conn, shown_url(url))
 
 
 @store_app.command(name="migrate")

@@ -232,15 +232,14 @@ async def _open_store(options: ServeOptions, state_dir: Path, *, scope: str, soc
     if not is_database_url(url):
         raise StartupError(f"--store must be a postgresql:// URL (got {shown_url(url)!r})", 2)
     waiting: dict[str, object] = {"state": "standby", "opencode": scope, "store": None, "driver": None}
-
-    def standby(driver: str) -> None:
-        waiting["driver"] = driver
-        options.announce(f"baton: standing by for {scope}: {driver} drives it; taking over if it stops "
-                         f"renewing its lease for {options.lease_seconds:g} s")
-
-    server = make_server(standby_app(lambda: dict(waiting), token=token, names=host_names(sock.getsockname()[0])))
     async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock.dup()])  # a copy: closing it at takeover leaves the port bound
+        def standby(driver: str) -> None:
+            waiting["driver"] = driver
+            options.announce(f"baton: standing by for {scope}: {driver} drives it; taking over if it stops "
+                             f"renewing its lease for {options.lease_seconds:g} s")
+            app = standby_app(lambda: dict(waiting), token=token, names=host_names(sock.getsockname()[0]))
+            tg.start_soon(make_server(app).serve, [sock.dup()])  # a copy: closed at takeover, the port stays bound
+
         try:
             pg = await PgStore.open(url, scope=scope, clock=options.clock, lease_seconds=options.lease_seconds,
                                     on_standby=standby)

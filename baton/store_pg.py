@@ -60,14 +60,13 @@ from baton.store_pg_schema import (
     DELETE_TASK,
     INSERT_JOURNAL,
     INSERT_QUARANTINE,
-    SCHEMA_VERSION,
     UPSERT_BOX,
     UPSERT_COOLDOWN,
     UPSERT_PENDING,
     UPSERT_TASK,
     migrate,
 )
-from baton.store_port import CoolingRow, JournalEntry, StoreError, StoreTooNew
+from baton.store_port import CoolingRow, JournalEntry, StoreError
 
 __all__ = ["PgStore"]
 
@@ -115,11 +114,7 @@ class PgStore:
         store = cls(url, scope=scope, clock=clock, instance=instance)
         async with await connect(url) as conn:
             try:
-                before, _ = await migrate(conn)
-                if before > SCHEMA_VERSION:
-                    raise StoreTooNew(
-                        f"the database at {shown_url(url)} was written by a newer baton (schema {before}, this baton "
-                        f"knows {SCHEMA_VERSION}); upgrade baton or use another database")
+                await migrate(conn, shown_url(url))
                 if lease_seconds is not None:
                     await wait_for_lease(conn, scope, store.instance, lease_seconds, on_standby)
                     store._lease_s = lease_seconds
@@ -368,10 +363,6 @@ class PgStore:
 
     # --- model health ----------------------------------------------------------------------
 
-    def cooldowns(self, now: float) -> list[tuple[str, float, str]]:
-        """Models still cooling at ``now``: (model, until, reason), soonest end first."""
-        return [(row.model, row.until, row.reason) for row in self.cooling(now)]
-
     def cooling(self, now: float) -> list[CoolingRow]:
         """Models still cooling at ``now`` (learnt here or by any baton of the fleet), soonest end first."""
         return self._mirror.cooling(now)
@@ -387,7 +378,7 @@ class PgStore:
 
     async def _upsert_cooldown(self, conn: Conn, model: str, entry: Cooldown) -> None:
         """Write a cooldown and announce the row as it now stands (sent when the transaction commits)."""
-        cur = await conn.execute(UPSERT_COOLDOWN, (*entry.params(model)[:4], entry.source, self.instance))
+        cur = await conn.execute(UPSERT_COOLDOWN, (*entry.params(model), self.instance))
         stored = await cur.fetchone()
         if stored is None:
             return

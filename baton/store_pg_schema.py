@@ -18,6 +18,7 @@ import psycopg
 
 from baton.store_pg_lease import LEASE_MIGRATION
 from baton.store_pg_slots import SLOTS_MIGRATION
+from baton.store_port import StoreTooNew
 
 __all__ = [
     "COOLDOWN_CHANNEL", "DELETE_BOX", "DELETE_PENDING", "DELETE_TASK", "INSERT_JOURNAL", "INSERT_QUARANTINE",
@@ -140,14 +141,18 @@ async def schema_version(conn: psycopg.AsyncConnection[Any]) -> int:
     return int(found[0]) if found else 0
 
 
-async def migrate(conn: psycopg.AsyncConnection[Any], known: int = SCHEMA_VERSION) -> tuple[int, int]:
+async def migrate(conn: psycopg.AsyncConnection[Any], shown: str, known: int = SCHEMA_VERSION) -> tuple[int, int]:
     """Run the migrations the database has not had, in one transaction under the fleet's migration
-    lock; returns (version before, version after). The caller refuses a database newer than ``known``."""
+    lock; returns (version before, version after). A database newer than ``known`` is refused
+    (:class:`StoreTooNew`; ``shown`` is its URL without the password)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         await conn.execute("CREATE TABLE IF NOT EXISTS baton_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         before = await schema_version(conn)
-        if before >= known:
+        if before > known:
+            raise StoreTooNew(f"the database at {shown} was written by a newer baton (schema {before}, this baton "
+                              f"knows {known}); upgrade baton or use another database")
+        if before == known:
             return before, before
         for script in MIGRATIONS[before:known]:
             await conn.execute(script)

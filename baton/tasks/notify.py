@@ -69,7 +69,6 @@ class Parent:
     id: str
     status: StatusType | None = None
     last_user_at: float = _NEG
-    last_user_id: str | None = None
     user_answered: bool = True
     """Whether an assistant message answers P's newest user message: until one does, the user has
     just started a turn that P may not have begun yet, and nothing is sent for :data:`QUIET_S`."""
@@ -134,8 +133,7 @@ class Notifier:
     def ensure(self, parent_id: str, status: StatusType | None = None) -> Parent:
         parent = self.parents.get(parent_id)
         if parent is None:
-            parent = self.parents[parent_id] = Parent(parent_id, status=status,
-                                                      last_user_id=self._prompts.get(parent_id))
+            parent = self.parents[parent_id] = Parent(parent_id, status=status)
         elif status is not None:
             parent.status = status
         return parent
@@ -179,15 +177,18 @@ class Notifier:
     def on_user(self, parent_id: str, message_id: str, agent: str | None, model: str | None, now: float,
                 actions: list[TaskAction], variant: str | None = None) -> None:
         parent = self.parents.get(parent_id)
-        if parent is None or message_id not in parent.own_ids:
-            self._prompts[parent_id] = message_id
-            self._prompts.move_to_end(parent_id)
-            while len(self._prompts) > PROMPTS_KEPT:
-                self._prompts.popitem(last=False)
-        if parent is None or message_id in parent.own_ids or any(f.message_id == message_id for f in parent.frozen):
+        if parent is not None and (message_id in parent.own_ids
+                                   or any(f.message_id == message_id for f in parent.frozen)):
+            return  # baton's own notification
+        previous = self._prompts.get(parent_id)
+        self._prompts[parent_id] = message_id
+        self._prompts.move_to_end(parent_id)
+        while len(self._prompts) > PROMPTS_KEPT:
+            self._prompts.popitem(last=False)
+        if parent is None:
             return
-        if message_id != parent.last_user_id:  # opencode updates a message again (its summary at the turn's end)
-            parent.last_user_at, parent.last_user_id, parent.user_answered = now, message_id, False
+        if message_id != previous:  # not opencode updating a prompt again (its summary at the turn's end)
+            parent.last_user_at, parent.user_answered = now, False
         parent.agent = agent or parent.agent
         if model and variant is not None:
             parent.model, parent.variant = model, variant
@@ -252,7 +253,7 @@ class Notifier:
     def on_answer(self, parent: Parent, answers: str | None) -> None:
         """An assistant message of P, answering the user message ``answers``: once it answers P's
         newest, the user's turn is under way or over, and a notification need not wait for quiet."""
-        if answers is not None and answers == parent.last_user_id:
+        if answers is not None and answers == self._prompts.get(parent.id):
             parent.user_answered = True
 
     def on_assistant_model(self, parent: Parent, model: str) -> None:
