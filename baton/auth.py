@@ -9,6 +9,7 @@ page reaching the port through DNS rebinding or a cross-site request.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import os
@@ -23,6 +24,8 @@ __all__ = [
     "TOKEN_ENV",
     "TokenError",
     "bearer_matches",
+    "dashboard_cookie",
+    "dashboard_cookie_matches",
     "host_allowed",
     "is_loopback",
     "load_token",
@@ -75,6 +78,22 @@ def bearer_matches(header: str | None, token: str) -> bool:
         return False
     scheme, _, value = header.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def dashboard_cookie(token: str) -> str:
+    """The dashboard's cookie value: derived from the token, so the cookie opens the page but is
+    no bearer token (a copy of it cannot call the API or the tools)."""
+    return hmac.new(token.encode(), b"baton dashboard", hashlib.sha256).hexdigest()
+
+
+def dashboard_cookie_matches(cookie_header: str | None, name: str, token: str) -> bool:
+    """Whether the ``Cookie`` header carries cookie ``name`` with the token's dashboard value."""
+    expected = dashboard_cookie(token).encode()
+    for pair in (cookie_header or "").split(";"):
+        key, _, value = pair.strip().partition("=")
+        if key == name and hmac.compare_digest(value.encode(), expected):
+            return True
+    return False
 
 
 def _hostname(netloc: str) -> str:

@@ -13,15 +13,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
+from urllib.parse import quote
 
 import anyio
 import cyclopts
 import httpx2
 import structlog
-from rich.console import Console, Group
-from rich.live import Live
-from rich.markup import escape
 
 from baton import __version__
 from baton.auth import read_token
@@ -29,7 +27,6 @@ from baton.catalog import Catalog
 from baton.chain_check import check_chains, checked_models
 from baton.chains import describe
 from baton.cli_store import explain, store_app
-from baton.cli_views import status_view, tasks_table
 from baton.clock import Clock, SystemClock
 from baton.config import Config, ConfigError, json_schema, load_config
 from baton.cooldowns import Cooldowns
@@ -44,6 +41,9 @@ from baton.tasks.launch import ToolError
 from baton.tasks.model import OutboxRow, Task
 from baton.tasks.scheduler import CancelRequest, Scheduler
 
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+
 __all__ = ["app", "main"]
 
 app = cyclopts.App(name="baton", version=__version__, help="Keeps opencode sessions running when providers fail.")
@@ -52,8 +52,26 @@ app.command(config_app)
 app.command(store_app)
 app.command(explain)
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _LazyConsole:
+    """A rich console made at its first use: ``baton serve`` runs through this module and never
+    prints through rich, and rich costs a daemon about 2 MB resident (issue 10 §5)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, soft_wrap=True, **self._options)
+        return getattr(self._console, name)
+
+
+out = cast("Console", _LazyConsole())
+err = cast("Console", _LazyConsole(stderr=True))
 _clock: Clock = SystemClock()
 """Wall time of the offline reads and writes (a running serve uses its engine's)."""
 
@@ -240,6 +258,12 @@ def _auth_headers(state_dir: Path | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def _dashboard_link(listen: str, state_dir: Path | None) -> str | None:
+    """The dashboard's address with the token, which the page trades for a cookie at once."""
+    token = read_token(state_dir or default_state_dir(dict(os.environ)), os.environ)
+    return f"http://{listen}/?token={quote(token, safe='')}" if token else None
+
+
 def _serve_get(listen: str, path: str, state_dir: Path | None) -> Any | None:
     """JSON from a running serve, or None when none answers at ``listen`` (or it refuses us)."""
     try:
@@ -254,6 +278,8 @@ def _serve_get(listen: str, path: str, state_dir: Path | None) -> Any | None:
 
 def _status_view(data: dict[str, Any] | None, store: Store | None) -> Group:
     """The status screen at ``_clock``'s now: the serve's ``data`` (None: none runs) and the store's cooling rows."""
+    from baton.cli_views import status_view
+
     now = _clock.time()
     return status_view(data, store.cooling(now) if store is not None else (), now)
 
@@ -273,11 +299,19 @@ def status(*, listen: str = DEFAULT_LISTEN, state_dir: Path | None = None, watch
     """
     path = (state_dir or default_state_dir(dict(os.environ))) / "baton.db"
     store = Store(path, readonly=True) if path.exists() else None
+    data = _serve_get(listen, "/status", state_dir)
+    link = _dashboard_link(listen, state_dir) if data is not None else None
     if not watch:
-        out.print(_status_view(_serve_get(listen, "/status", state_dir), store))
+        out.print(_status_view(data, store))
+        if link:
+            out.print(f"dashboard: {link}", soft_wrap=True)
         return 0
+    if link:
+        out.print(f"dashboard: {link}", soft_wrap=True)
     try:
-        view = _status_view(_serve_get(listen, "/status", state_dir), store)
+        view = _status_view(data, store)
+        from rich.live import Live
+
         with Live(view, console=out, refresh_per_second=2) as live:
             while True:
                 time.sleep(1.0)
@@ -327,6 +361,8 @@ def tasks_list(*, all: bool = False, json_output: Annotated[bool, cyclopts.Param
     if json_output:
         print(json.dumps(rows, indent=2))
         return 0
+    from baton.cli_views import tasks_table
+
     out.print(tasks_table(rows, now=_clock.time()) if rows else "no tasks")
     return 0
 
@@ -414,6 +450,8 @@ def doctor(
     state_dir
         baton's store.
     """
+    from rich.markup import escape
+
     from baton.doctor import run_checks
 
     env = dict(os.environ)

@@ -20,8 +20,6 @@ import cyclopts
 from baton.daemon import default_state_dir
 from baton.store import Store
 from baton.store_mirror import SHAPE_ERRORS, json_object
-from baton.store_pg_conn import connect, fetch, is_database_url, shown_url
-from baton.store_pg_schema import migrate
 from baton.store_port import JournalEntry, StoreError
 
 __all__ = ["explain", "migrate_database", "read_journal", "store_app"]
@@ -31,6 +29,9 @@ store_app = cyclopts.App(name="store", help="The store: PostgreSQL schema migrat
 
 async def migrate_database(url: str) -> tuple[int, int]:
     """Bring the database at ``url`` to this baton's schema; returns (before, after)."""
+    from baton.store_pg_conn import connect, is_database_url, shown_url  # psycopg: only when asked for
+    from baton.store_pg_schema import migrate
+
     if not is_database_url(url):
         raise StoreError(f"not a postgresql:// URL: {shown_url(url)!r}")
     async with await connect(url) as conn:
@@ -50,6 +51,8 @@ def migrate_cmd(url: str | None = None) -> int:
     target = url or os.environ.get("BATON_STORE_URL")
     if not target:
         raise StoreError("give the database: baton store migrate URL, or set BATON_STORE_URL")
+    from baton.store_pg_conn import shown_url
+
     before, after = anyio.run(migrate_database, target)
     where = shown_url(target)
     line = f"{where}: schema {after} (was {before})" if after != before else f"{where}: already at schema {after}"
@@ -59,6 +62,8 @@ def migrate_cmd(url: str | None = None) -> int:
 
 async def read_journal(url: str, session: str | None, limit: int) -> list[JournalEntry]:
     """The newest ``limit`` entries of a PostgreSQL store's journal (of one session, or all), oldest first."""
+    from baton.store_pg_conn import connect, fetch
+
     query = "SELECT ts, session_id, kind, text, data FROM journal"
     args: tuple[Any, ...] = ()
     if session is not None:

@@ -31,7 +31,7 @@ from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeUnavail
 from baton.opencode.stream import HEARTBEAT_TIMEOUT_S, MIN_HEARTBEAT_TIMEOUT_S, EventStream
 from baton.runtime.attach import Attachment
 from baton.runtime.calls import CallMatcher
-from baton.runtime.fallback_executor import FALLBACK_ACTIONS, FallbackExecutor
+from baton.runtime.fallback_executor import FALLBACK_ACTIONS, RECENT_KEPT, FallbackExecutor
 from baton.runtime.fleet_slots import FleetSlots, LocalSlots, SlotGate
 from baton.runtime.jobs import Jobs
 from baton.runtime.metrics import Metrics
@@ -41,9 +41,6 @@ from baton.runtime.tasks import TASK_ACTIONS, SessionTree, TaskChanges, TaskExec
 from baton.runtime.timers import Timers
 from baton.server import HttpServer, bind_socket, build_app, make_server, standby_app
 from baton.store import Store
-from baton.store_pg import PgStore
-from baton.store_pg_conn import is_database_url, shown_url
-from baton.store_pg_slots import SLOT_CHANNEL
 from baton.store_port import StorePort
 from baton.tasks.model import OutboxRow, Task
 from baton.tasks.queues import limit_for
@@ -229,6 +226,10 @@ async def _open_store(options: ServeOptions, state_dir: Path, *, scope: str, soc
         with Store(state_dir / "baton.db", clock=options.clock) as store:
             yield store
         return
+    # psycopg (~12 MB resident) is imported only by a baton that uses PostgreSQL.
+    from baton.store_pg import PgStore
+    from baton.store_pg_conn import is_database_url, shown_url
+
     if not is_database_url(url):
         raise StartupError(f"--store must be a postgresql:// URL (got {shown_url(url)!r})", 2)
     waiting: dict[str, object] = {"state": "standby", "opencode": scope, "store": None, "driver": None}
@@ -316,10 +317,12 @@ def build_engine(
     jobs = Jobs()
     metrics = Metrics()
     fallback = FallbackExecutor(client, store, Timers(clock), metrics)
+    if isinstance(store, Store):  # the dashboard's timeline opens with what the last run decided
+        fallback.recent.extend(store.read_journal(None, RECENT_KEPT))
     tree, changes, matcher = SessionTree(client, project_dir), TaskChanges(), CallMatcher(clock=clock)
     slots = _slot_gate(store, scheduler)
     executors: list[tuple[Iterable[type], Executor]] = [
-        (FALLBACK_ACTIONS, fallback), (TASK_ACTIONS, TaskExecutor(client, store, tree, changes, slots, metrics))]
+        (FALLBACK_ACTIONS, fallback), (TASK_ACTIONS, TaskExecutor(client, store, tree, changes, slots, metrics, clock))]
     router = Router(policy, scheduler, executors, jobs, clock, observers=(matcher, tree))
     tasks = TaskTools(client, config, scheduler, router, matcher=matcher, tree=tree, changes=changes, clock=clock)
     attachment = Attachment(client, router, policy, scheduler, store, clock, mcp_url=mcp_url, mcp_headers=mcp_headers,
@@ -334,6 +337,11 @@ def build_engine(
 
 def _slot_gate(store: StorePort, scheduler: Scheduler) -> SlotGate:
     """A shared store counts task slots for the whole fleet (limits read from the live config)."""
+    if isinstance(store, Store):
+        return LocalSlots()
+    from baton.store_pg import PgStore  # loaded already when the store is one: see _open_store
+    from baton.store_pg_slots import SLOT_CHANNEL
+
     if not isinstance(store, PgStore):
         return LocalSlots()
     return FleetSlots(store, lambda key: limit_for(scheduler.config.background_task, key), SLOT_CHANNEL)

@@ -17,6 +17,7 @@ whole tree, with where each one lives::
     ├── ToolFailure                 baton.tasks.service: an MCP tool error, text for the model
     ├── IllegalTransition           baton.tasks.model: a bug in the caller, never user input
     ├── _BadArguments               baton.tools: a tool argument of the wrong type
+    ├── _RpcError                   baton.mcp_wire: a JSON-RPC error answering an MCP request
     └── _DropConnection             baton.testing.fake_provider: aborts a fake response
 
 I/O failures are translated where they happen (the adapters): httpx2 errors into

@@ -1,6 +1,6 @@
 """Logging set-up: structlog to stderr, readable on a terminal, JSON lines otherwise.
 
-Libraries that log through the standard library (uvicorn, the MCP SDK) are routed through the
+Libraries that log through the standard library (uvicorn) are routed through the
 same renderer, so a log on a pipe is pure JSON, one object a line.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
@@ -41,7 +42,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     """Configure structlog once for the process (the CLI calls it; library code never does)."""
     renderer: structlog.typing.Processor
     if sys.stderr.isatty():
-        renderer = structlog.dev.ConsoleRenderer(colors=True)
+        renderer = structlog.dev.ConsoleRenderer(colors=True, exception_formatter=_rich_traceback)
     else:
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(
@@ -58,10 +59,19 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [_ToStructlog()]
     root.setLevel(max(level, logging.WARNING))
-    for name in ("uvicorn", "uvicorn.error", "mcp"):
+    for name in ("uvicorn", "uvicorn.error"):
         library = logging.getLogger(name)
         library.handlers[:] = []
         library.propagate = True
+
+
+def _rich_traceback(sio: TextIO, exc_info: structlog.typing.ExcInfo) -> None:
+    """structlog's rich traceback on a terminal, rich imported at the first one (see ``baton/__init__``)."""
+    from rich.console import Console
+    from rich.traceback import Traceback
+
+    sio.write("\n")
+    Console(file=sio, color_system="truecolor").print(Traceback.from_exception(*exc_info, show_locals=True))
 
 
 def _identity(

@@ -1,7 +1,12 @@
-"""baton's own HTTP endpoint: ``/healthz``, ``/status``, ``/tasks`` and ``/mcp``, served by uvicorn.
+"""baton's own HTTP endpoint: the dashboard at ``/``, ``/healthz``, ``/status``, ``/metrics``,
+``/tasks`` and ``/mcp``, served by uvicorn.
 
 Every request passes :class:`Guard` first: a foreign ``Host`` or a cross-site ``Origin`` is
-refused everywhere, and everything but a minimal ``/healthz`` needs baton's bearer token.
+refused everywhere, and everything but a minimal ``/healthz`` needs baton's bearer token. A browser
+cannot send a bearer header when it opens a page, so the dashboard has its own door: the link
+``baton status`` prints (``/?token=...``) is answered with a redirect to ``/`` that sets a cookie
+derived from the token (:func:`baton.auth.dashboard_cookie`: ``HttpOnly``, ``SameSite=Strict``,
+gone when the browser closes), and that cookie opens the dashboard's read-only pages — nothing else.
 uvicorn's signal handling is switched off so that SIGINT/SIGTERM stop the whole daemon in one
 place (``baton.daemon``).
 """
@@ -12,16 +17,18 @@ import socket
 from collections.abc import Callable, Generator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import asdict
+from urllib.parse import parse_qs
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from baton.auth import bearer_matches, host_allowed, origin_allowed
+from baton.auth import bearer_matches, dashboard_cookie, dashboard_cookie_matches, host_allowed, origin_allowed
 from baton.clock import Clock
+from baton.dashboard.routes import SECURITY_HEADERS, dashboard_routes
 from baton.engine import Engine
 from baton.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from baton.runtime.task_tools import TaskTools
@@ -30,6 +37,19 @@ from baton.tools import build_mcp_app
 __all__ = ["Guard", "HttpServer", "bind_socket", "build_app", "standby_app"]
 
 PUBLIC_PATH = "/healthz"
+DASHBOARD_LOGIN_PATH = "/"
+
+
+def _is_dashboard_page(scope: Scope) -> bool:
+    """What the dashboard cookie opens: the page, its assets, its feed and task results, read only."""
+    path: str = scope["path"]
+    return scope["method"] == "GET" and (path == DASHBOARD_LOGIN_PATH or path.startswith("/dashboard/"))
+
+
+def _cookie_name(scope: Scope) -> str:
+    """One cookie per port: browsers share cookies across the ports of a host, and two batons may run."""
+    server = scope.get("server") or ("", 0)
+    return f"baton_dashboard_{server[1]}"
 
 
 class Guard:
@@ -53,12 +73,18 @@ class Guard:
             refusal = (421, "unknown Host header; baton answers only on the addresses it listens on")
         elif not origin_allowed(headers.get("origin"), host):
             refusal = (403, "cross-origin requests are refused")
+        elif scope["path"] == DASHBOARD_LOGIN_PATH and "token" in (query := _query(scope)):
+            await self._login(query["token"], scope, receive, send)
+            return
         else:
-            authed = bearer_matches(headers.get("authorization"), self.token)
+            authed = bearer_matches(headers.get("authorization"), self.token) or (
+                _is_dashboard_page(scope)
+                and dashboard_cookie_matches(headers.get("cookie"), _cookie_name(scope), self.token))
             scope.setdefault("state", {})["authenticated"] = authed
             if not authed and scope["path"] != PUBLIC_PATH:
                 refusal = (401, "missing or wrong token: send Authorization: Bearer <token> "
-                                "(the token is in baton's state dir, file 'token', or BATON_TOKEN)")
+                                "(the token is in baton's state dir, file 'token', or BATON_TOKEN); "
+                                "for the dashboard, open the link `baton status` prints")
         if refusal is None:
             await self.app(scope, receive, send)
             return
@@ -66,6 +92,23 @@ class Guard:
         if refusal[0] == 401:
             response.headers["www-authenticate"] = "Bearer"
         await response(scope, receive, send)
+
+
+    async def _login(self, given: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """``/?token=...``: set the dashboard cookie and send the browser to ``/``, so the token
+        leaves the address bar and the history at once."""
+        if not bearer_matches(f"Bearer {given}", self.token):
+            response: Response = PlainTextResponse("wrong token in the link: run `baton status` for a fresh one",
+                                                   status_code=401, headers=SECURITY_HEADERS)
+        else:
+            response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
+            response.set_cookie(_cookie_name(scope), dashboard_cookie(self.token), httponly=True, samesite="strict")
+        await response(scope, receive, send)
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    raw: bytes = scope.get("query_string", b"")
+    return {key: values[-1] for key, values in parse_qs(raw.decode("latin-1")).items()}
 
 
 def build_app(
@@ -93,7 +136,8 @@ def build_app(
         return Response(engine.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     mcp_app, lifespan = build_mcp_app(engine.tasks)
-    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/status", status), Route("/metrics", metrics),
+    routes: list[BaseRoute] = [*dashboard_routes(engine),
+                               Route("/healthz", healthz), Route("/status", status), Route("/metrics", metrics),
                                *task_routes(engine.tasks, engine.clock),
                                Route("/mcp", endpoint=mcp_app)]  # a Mount would redirect POST /mcp to /mcp/
     return Guard(Starlette(routes=routes), token, names), lifespan

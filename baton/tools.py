@@ -1,17 +1,16 @@
 """The MCP server opencode's models call: ``task``, ``call_agent``, ``background_output``, ``background_cancel``.
 
-Served with the official ``mcp`` SDK's low-level :class:`~mcp.server.Server` over streamable HTTP in
-stateless mode, by design: every POST is served on its own, so a baton restart or an SSE reconnect
-never leaves opencode holding a dead MCP session. The SDK's session manager owns a task group for
-the per-request servers; :func:`build_mcp_app` returns the ASGI app together with the context
-manager that runs it, so the engine mounts the app in its Starlette app and keeps the context open
-around uvicorn.
+Served by baton's own small MCP endpoint (:mod:`baton.mcp_wire`: JSON-RPC over streamable HTTP,
+stateless, by design: every POST is served on its own, so a baton restart or an SSE reconnect never
+leaves opencode holding a dead MCP session). :func:`build_mcp_app` returns the ASGI app together
+with the context manager the engine keeps open around uvicorn: closing it cancels the calls still
+running, so a foreground wait records its task as a background one before baton exits.
 
-This module only speaks MCP and checks argument *types*; everything that needs state (which
-session called, whether a category exists, the task itself) is the :class:`TaskService`'s. Each
-call finds its calling session first (:meth:`TaskService.call_context`), then runs the service
-method. A :class:`ToolFailure` becomes an MCP tool error (``isError``) with its text; any other
-exception is logged and becomes a short generic tool error: a model never sees a stack trace.
+This module only checks argument *types*; everything that needs state (which session called,
+whether a category exists, the task itself) is the :class:`TaskService`'s. Each call finds its
+calling session first (:meth:`TaskService.call_context`), then runs the service method. A
+:class:`ToolFailure` becomes an MCP tool error (``isError``) with its text; any other exception is
+logged and becomes a short generic tool error: a model never sees a stack trace.
 
 The engine registers this server with opencode at run time (``POST /mcp``, see
 ``OpencodeClient.register_mcp``); its models then see the tools as ``baton_<tool>``.
@@ -26,14 +25,11 @@ from dataclasses import replace
 from typing import Any, Final
 
 import anyio
-import mcp_types as types
 import structlog
-from mcp.server import Server, ServerRequestContext
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
 from baton.errors import BatonError
+from baton.mcp_wire import McpEndpoint, McpServer, Progress
 from baton.tasks.service import CallContext, TaskService, ToolFailure
 
 __all__ = [
@@ -103,8 +99,12 @@ def _schema(properties: Mapping[str, Mapping[str, Any]], required: Sequence[str]
     return {"type": "object", "properties": {k: dict(v) for k, v in properties.items()}, "required": list(required)}
 
 
-def tool_definitions(categories: Sequence[str]) -> list[types.Tool]:
-    """The four tools as MCP advertises them; ``categories`` come from the service at listing time."""
+def _tool(name: str, description: str, input_schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "description": description, "inputSchema": input_schema}
+
+
+def tool_definitions(categories: Sequence[str]) -> list[dict[str, Any]]:
+    """The four tools as ``tools/list`` gives them; ``categories`` come from the service at listing time."""
     listed = "\n".join(f"- {c}" for c in categories) or "- (none configured)"
     foreground = (
         "With run_in_background=false the call waits for the answer (up to the configured limit, 10 minutes "
@@ -150,10 +150,10 @@ def tool_definitions(categories: Sequence[str]) -> list[types.Tool]:
         "end-of-task message. The result says, per task, how to continue it later with task(session_id=...)."
     )
     return [
-        types.Tool(
-            name="task",
-            description=task_text,
-            input_schema=_schema(
+        _tool(
+            "task",
+            task_text,
+            _schema(
                 {
                     "description": _PROPS_TASK["description"],
                     "prompt": _PROPS_TASK["prompt"],
@@ -171,10 +171,10 @@ def tool_definitions(categories: Sequence[str]) -> list[types.Tool]:
                 ["description", "prompt", "run_in_background"],
             ),
         ),
-        types.Tool(
-            name="call_agent",
-            description=call_agent_text,
-            input_schema=_schema(
+        _tool(
+            "call_agent",
+            call_agent_text,
+            _schema(
                 {
                     "description": _PROPS_TASK["description"],
                     "prompt": _PROPS_TASK["prompt"],
@@ -185,10 +185,10 @@ def tool_definitions(categories: Sequence[str]) -> list[types.Tool]:
                 ["description", "prompt", "subagent_type", "run_in_background"],
             ),
         ),
-        types.Tool(
-            name="background_output",
-            description=output_text,
-            input_schema=_schema(
+        _tool(
+            "background_output",
+            output_text,
+            _schema(
                 {
                     "task_id": {"type": "string", "description": "The task id that task or call_agent returned."},
                     "block": {"type": "boolean", "description": "Wait for a live task to end. Default false."},
@@ -201,10 +201,10 @@ def tool_definitions(categories: Sequence[str]) -> list[types.Tool]:
                 ["task_id"],
             ),
         ),
-        types.Tool(
-            name="background_cancel",
-            description=cancel_text,
-            input_schema=_schema(
+        _tool(
+            "background_cancel",
+            cancel_text,
+            _schema(
                 {
                     "task_id": {"type": "string", "description": "The task to cancel. Not with all."},
                     "all": {"type": "boolean", "description": "true: cancel every live task of this session."},
@@ -274,8 +274,9 @@ def _wait_limit_ms(call_limit_s: float) -> int:
 # ---------------------------------------------------------------------------- serving
 
 
-def _text(text: str, *, error: bool = False) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(text=text)], is_error=error)
+def _text(text: str, *, error: bool = False) -> dict[str, Any]:
+    """A ``CallToolResult``: one text block, ``isError`` for a tool error the model should read."""
+    return {"content": [{"type": "text", "text": text}], "isError": error}
 
 
 class _Tools:
@@ -285,27 +286,22 @@ class _Tools:
         self.service = service
         self.call_limit_s = call_limit_s
 
-    async def list_tools(
-        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
+    async def list_tools(self) -> list[dict[str, Any]]:
         try:
             categories = list(self.service.known_categories())
         except Exception:
             log.exception("listing categories failed")
             categories = []
-        return types.ListToolsResult(tools=tool_definitions(categories))
+        return tool_definitions(categories)
 
-    async def call_tool(
-        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
-        name = params.name
-        arguments = dict(params.arguments or {})
+    async def call_tool(self, name: str, arguments: dict[str, Any], progress: Progress | None) -> dict[str, Any]:
+        """One ``tools/call``; ``progress`` is None unless the host asked for progress and can receive it."""
         try:
             if name not in TOOL_NAMES:
                 return _text(f"[baton] There is no tool {name!r}. baton's tools: {', '.join(TOOL_NAMES)}.", error=True)
             self._check(name, arguments)
-            if _wants_progress(ctx):
-                return _text(await _with_progress(ctx, self._run(name, arguments, keepalive=True)))
+            if progress is not None:
+                return _text(await _with_progress(progress, self._run(name, arguments, keepalive=True)))
             return _text(await self._run(name, arguments, keepalive=False))
         except _BadArguments as exc:
             return _text(f"[baton] Not done: {exc}. Nothing was started or changed.", error=True)
@@ -339,12 +335,7 @@ class _Tools:
         return await self.service.cancel(context, _string(args, "task_id"), bool(args.get("all")))
 
 
-def _wants_progress(ctx: ServerRequestContext[Any]) -> bool:
-    meta: Mapping[str, Any] = ctx.meta or {}
-    return meta.get("progress_token") is not None or meta.get("progressToken") is not None
-
-
-async def _with_progress(ctx: ServerRequestContext[Any], call: Awaitable[str]) -> str:
+async def _with_progress(progress: Progress, call: Awaitable[str]) -> str:
     """Await ``call`` while sending MCP progress every :data:`PROGRESS_INTERVAL_S` (spec §14.2 rule 3)."""
 
     async def tick() -> None:
@@ -353,7 +344,7 @@ async def _with_progress(ctx: ServerRequestContext[Any], call: Awaitable[str]) -
             await anyio.sleep(PROGRESS_INTERVAL_S)
             elapsed += PROGRESS_INTERVAL_S
             try:
-                await ctx.session.report_progress(elapsed, None, f"still working after {elapsed:g} s")
+                await progress(elapsed, f"still working after {elapsed:g} s")
             except Exception:
                 log.debug("progress notification failed; no more will be sent", exc_info=True)
                 return
@@ -374,18 +365,18 @@ async def _with_progress(ctx: ServerRequestContext[Any], call: Awaitable[str]) -
     return result
 
 
-def build_server(service: TaskService, *, call_limit_s: float = 60.0) -> Server[Any]:
-    """The low-level MCP server with baton's tools; :func:`build_mcp_app` serves it over HTTP."""
+def build_server(service: TaskService, *, call_limit_s: float = 60.0) -> McpServer:
+    """baton's tools as an MCP server description; :func:`build_mcp_app` serves it over HTTP."""
     tools = _Tools(service, call_limit_s)
-    return Server(
-        SERVER_NAME,
+    return McpServer(
+        name=SERVER_NAME,
         version="1",
         instructions=(
             "baton runs subagent tasks in child sessions. Background tasks report back in this session "
             "when they end, so they never need polling."
         ),
-        on_list_tools=tools.list_tools,
-        on_call_tool=tools.call_tool,
+        list_tools=tools.list_tools,
+        call_tool=tools.call_tool,
     )
 
 
@@ -397,17 +388,11 @@ def build_mcp_app(
     """The MCP endpoint as an ASGI app, and a factory for the context that must be open while it serves.
 
     Mount the app at ``/mcp`` with ``Route("/mcp", endpoint=app)`` (a ``Mount`` would redirect
-    ``/mcp`` to ``/mcp/``). The context manager runs the SDK's session manager (a task group for
-    the per-request servers); call the factory and enter its result exactly once (the SDK refuses a
-    second run), in the task that runs uvicorn, before serving.
-    ``call_limit_s`` is the host's MCP call timeout; waits are kept 5 s below it. The SDK's own
-    Host check is off: :class:`baton.server.Guard` checks Host, Origin and the token for every
-    endpoint alike, and also knows a non-loopback ``--listen``.
+    ``/mcp`` to ``/mcp/``). Enter the context in the task that runs uvicorn, around it: when it
+    closes, calls still running are cancelled and waited for (see :meth:`McpEndpoint.running`).
+    ``call_limit_s`` is the host's MCP call timeout; waits are kept 5 s below it. Host, Origin and
+    the token are checked before the app (:class:`baton.server.Guard`, which also knows a
+    non-loopback ``--listen``).
     """
-    server = build_server(service, call_limit_s=call_limit_s)
-    manager = StreamableHTTPSessionManager(
-        app=server,
-        stateless=True,
-        security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-    )
-    return StreamableHTTPASGIApp(manager), manager.run
+    endpoint = McpEndpoint(build_server(service, call_limit_s=call_limit_s))
+    return endpoint, endpoint.running

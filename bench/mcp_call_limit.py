@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -22,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 import baton.tools as tools
+from baton.mcp_wire import McpEndpoint
 from baton.tasks.service import CallContext
 from baton.testing.fake_provider import Answer, FakeProvider, ToolCall
 from baton.testing.opencode import OpencodeServer, free_port
@@ -71,20 +73,22 @@ def drive(port: int, label: str) -> None:
 
 
 async def run(seconds: float, progress: bool) -> None:
-    real = tools._wants_progress
-    tools._wants_progress = lambda ctx: progress and real(ctx)
-    app, running = tools.build_mcp_app(SlowService(seconds))
+    server = tools.build_server(SlowService(seconds))
+    if not progress:  # the call is served as if opencode had asked for no progress
+        call = server.call_tool
+        server = replace(server, call_tool=lambda name, arguments, _progress: call(name, arguments, None))
+    app = McpEndpoint(server)
+    running = app.running
     port = free_port()
     config = uvicorn.Config(Starlette(routes=[Route("/mcp", endpoint=app)]), host="127.0.0.1", port=port,
                             log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
+    http = uvicorn.Server(config)
     async with running(), anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        while not server.started:  # noqa: ASYNC110 - uvicorn exposes readiness only as this flag
+        tg.start_soon(http.serve)
+        while not http.started:  # noqa: ASYNC110 - uvicorn exposes readiness only as this flag
             await anyio.sleep(0.05)
         await anyio.to_thread.run_sync(drive, port, "with progress" if progress else "without progress")
-        server.should_exit = True
-    tools._wants_progress = real
+        http.should_exit = True
 
 
 def main() -> None:

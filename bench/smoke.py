@@ -27,6 +27,8 @@ SMOKE: dict[str, list[str]] = {
     "fleet_cooldown.py": ["--samples", "5"],
     "fleet_throughput.py": ["--tasks", "20"],
     "fleet_failover.py": ["--runs", "1", "--lease-seconds", "2"],
+    "daemon_idle.py": ["--sessions", "3", "--settle", "1", "--window", "3"],
+    "compare.py": ["--runs", "1", "--cold-runs", "1", "--npm-timeout", "90"],
 }
 TIMEOUT_S = 300
 _FIGURE = re.compile(r"\d")

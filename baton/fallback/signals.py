@@ -207,7 +207,7 @@ class Signals:
             )
             return actions
         self.switcher.switch(session, failing, message_id, now, actions, reason=info.message[:200],
-                             choice=decision.next)
+                             cause="error" if terminal else "retry_status", choice=decision.next)
         return actions
 
     def _larger_model(self, session: Session, failing: str, now: float, actions: list[Action]) -> bool:
@@ -230,6 +230,7 @@ class Signals:
                 continue
             self.switcher.switch(session, failing, None, now, actions,
                                  reason=f"context overflow ({window:,} tokens); {model} holds {larger:,}",
+                                 cause="context_overflow",
                                  choice=Choice(index, model))
             return True
         actions.append(Note(session.id, "no_fallback", f"{failing} overflowed its context and no chain model has "

@@ -52,6 +52,7 @@ __all__ = [
     "RESEND_TRIES",
     "SESSION_TTL_S",
     "SWEEP_EVERY_S",
+    "SWITCH_CAUSES",
     "Switcher",
     "answered",
     "resend_retry_key",
@@ -69,6 +70,9 @@ RESEND_ERROR_WINDOW_S = 10.0
 # Sessions unseen this long are forgotten, looked for this often (§6.9).
 SESSION_TTL_S = 30 * 60.0
 SWEEP_EVERY_S = 5 * 60.0
+SWITCH_CAUSES: Final = ("retry_status", "error", "timeout", "cooling", "context_overflow")
+"""What made a session switch: opencode's retry status, an error event, the watchdog, a model
+found cooling when the turn was (re)sent, a context overflow with a larger model in the chain."""
 # Errors no re-send can help: a stop, and an overflow that opencode's compaction handles.
 _NOT_RESENT = frozenset({ErrorType.ABORT, ErrorType.CONTEXT_OVERFLOW})
 
@@ -123,10 +127,12 @@ class Switcher:
         actions: list[Action],
         *,
         reason: str,
+        cause: str,
         choice: Choice | NoCandidate | None = None,
     ) -> None:
         """Switch away from ``failing``: to ``choice`` when the caller's decision already walked the
-        chain, else to the next usable model."""
+        chain, else to the next usable model. ``reason`` is the words the journal shows; ``cause``
+        one of :data:`SWITCH_CAUSES`, a bounded label for the metrics."""
         fb = session.fb
         assert fb is not None
         sid = session.id
@@ -167,7 +173,8 @@ class Switcher:
         fb.resend_tries = 1
         actions.append(
             Note(sid, "switch", f"{failing} failed ({reason}); switching to {model}",
-                 {"from": failing, "to": model, "attempt": fb.attempts + 1, "chain_source": fb.chain_source})
+                 {"from": failing, "to": model, "attempt": fb.attempts + 1, "chain_source": fb.chain_source,
+                  "cause": cause})
         )
         self.send(session, index, model, failing, reason, 0, now, actions,
                   passed=tuple(f"{_short(r.model)}: {r.brief}" for r in refused))
@@ -413,7 +420,7 @@ class Switcher:
                 actions.append(Schedule(watchdog_key(sid), fb.watchdog_at))
             return actions
         if self.state.core.cooling(model, now):
-            self.switch(session, model, None, now, actions, reason=f"{model} is cooling down")
+            self.switch(session, model, None, now, actions, reason=f"{model} is cooling down", cause="cooling")
             if fb.in_flight is None:
                 fb.awaiting = False
                 fb.pending = None

@@ -93,7 +93,7 @@ class Timers:
         before = len(actions)
         self.switcher.switch(
             session, hung, message_id, now, actions,
-            reason=f"no answer within {self.state.settings.timeout_seconds:g}s",
+            reason=f"no answer within {self.state.settings.timeout_seconds:g}s", cause="timeout",
         )
         if fb.in_flight is None:
             fb.awaiting = False

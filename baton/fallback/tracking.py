@@ -199,7 +199,8 @@ class Tracker:
         if not self.state.core.cooling(turn.model, now):
             return NO_ACTIONS
         actions: list[Action] = []
-        self.switcher.switch(session, turn.model, None, now, actions, reason=f"{turn.model} is cooling down")
+        self.switcher.switch(session, turn.model, None, now, actions, reason=f"{turn.model} is cooling down",
+                             cause="cooling")
         return actions
 
     def _restore_primary(self, session: Session, now: float) -> list[Action]:

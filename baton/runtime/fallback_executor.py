@@ -11,6 +11,7 @@ outcome is ``unknown``. Each ``Resend`` comes back as one ``ResendResult``.
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from functools import partial
 from typing import Any
 
@@ -38,12 +39,13 @@ from baton.runtime.timers import Timers
 from baton.store_port import JournalEntry, StorePort
 from baton.tasks.actions import TaskAction
 
-__all__ = ["ABORT_TIMEOUT_S", "FALLBACK_ACTIONS", "PROMPT_RETRIES", "FallbackExecutor"]
+__all__ = ["ABORT_TIMEOUT_S", "FALLBACK_ACTIONS", "PROMPT_RETRIES", "RECENT_KEPT", "FallbackExecutor"]
 
 log = structlog.get_logger("baton")
 
 ABORT_TIMEOUT_S = 5.0
 PROMPT_RETRIES = 3
+RECENT_KEPT = 100
 FALLBACK_ACTIONS: tuple[type, ...] = (Note, Resend, AbortTurn, Schedule, CancelTimer, SaveIntent, ClearIntent,
                                       SaveCooldown, Toast)
 
@@ -58,17 +60,21 @@ class FallbackExecutor:
         self.timers = timers
         self.fallbacks = 0
         self.metrics = metrics or Metrics()
+        self.recent: deque[JournalEntry] = deque(maxlen=RECENT_KEPT)
+        """The newest decisions journaled, oldest first: the dashboard's timeline."""
 
     def execute(self, action: TaskAction, now: float) -> Job | None:
         """Do what is done at once; return the I/O still to run, if any."""
         if isinstance(action, Note):
-            self.store.journal([JournalEntry(now, action.session_id, action.kind, action.text, action.data)])
+            entry = JournalEntry(now, action.session_id, action.kind, action.text, action.data)
+            self.store.journal([entry])
+            self.recent.append(entry)
             if action.kind == "switch":
-                self.metrics.switched(action.data.get("from"), action.data.get("to"))
+                self.metrics.switched(action.data.get("cause"), action.data.get("from"), action.data.get("to"))
             log.info(action.text, session=action.session_id, decision=action.kind)
         elif isinstance(action, Resend):
             self.fallbacks += 1
-            return partial(self._resend, action)
+            return partial(self._resend, action, now)
         elif isinstance(action, Schedule):
             return self.timers.schedule(action.key, action.at)
         elif isinstance(action, CancelTimer):
@@ -87,10 +93,9 @@ class FallbackExecutor:
             return partial(self._abort, action)
         return None
 
-    async def _resend(self, action: Resend) -> ResendResult:
-        """Abort (if needed) and re-send (spec §7)."""
+    async def _resend(self, action: Resend, decided_at: float) -> ResendResult:
+        """Abort (if needed) and re-send (spec §7); ``decided_at`` is when the failure was decided on."""
         aborted = False
-        started = anyio.current_time()
         try:
             message_id, parts = await self._message_for(action)
             if not parts:
@@ -115,7 +120,7 @@ class FallbackExecutor:
                 if not aborted or attempt == PROMPT_RETRIES:
                     return _result(action, ResendOutcome.REFUSED, aborted, str(exc))
             else:
-                self.metrics.resend_seconds.observe(anyio.current_time() - started)
+                self.metrics.reaction_seconds.observe(max(0.0, self.timers.clock.time() - decided_at))
                 return _result(action, ResendOutcome.ACCEPTED, aborted)
             await anyio.sleep(delay)
             delay *= 2

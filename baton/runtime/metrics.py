@@ -4,7 +4,8 @@ Two kinds of figures. What baton's state already holds — events processed, str
 cooldowns active, parked sessions, tasks by state and model, queue depth, re-sends started — is
 read from one :meth:`~baton.engine.Engine.stats` snapshot at scrape time (:class:`_StateCollector`),
 so nothing is counted twice. What only happens in passing — a switch from one model to another,
-a re-send's duration, a notification delivery to retry — is counted by the executors here. Names
+the reaction from a failure to the accepted re-send, a notification's delay after its task ended,
+a delivery to retry — is counted by the executors here. Names
 follow Prometheus conventions (``baton_`` prefix, base units, ``_total`` counters); labels are
 models and states, never session ids, so their values stay bounded by the config.
 """
@@ -22,7 +23,8 @@ from prometheus_client.registry import Collector
 __all__ = ["CONTENT_TYPE", "EngineStats", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_RESEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_REACTION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_NOTIFY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class _State(Protocol):
@@ -55,11 +57,15 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.switches = Counter(
-            "baton_fallbacks", "Sessions moved from one model to another (each failure's switch).",
-            ["from_model", "to_model"], registry=self.registry)
-        self.resend_seconds = Histogram(
-            "baton_resend_seconds", "Abort and re-send of a turn on its new model, until opencode accepted it.",
-            buckets=_RESEND_BUCKETS, registry=self.registry)
+            "baton_fallbacks", "Sessions moved from one model to another, by what made them switch.",
+            ["reason", "from_model", "to_model"], registry=self.registry)
+        self.reaction_seconds = Histogram(
+            "baton_reaction_seconds", "From the failure baton decided on (a retry status, an error, the watchdog) "
+            "to opencode accepting the message re-sent on the next model.",
+            buckets=_REACTION_BUCKETS, registry=self.registry)
+        self.notify_seconds = Histogram(
+            "baton_notification_seconds", "From a background task's end to its parent session taking the "
+            "message that reports it.", buckets=_NOTIFY_BUCKETS, registry=self.registry)
         self.deliveries_retried = Counter(
             "baton_deliveries_retried", "Task notifications opencode did not take at once (sent again later).",
             registry=self.registry)
@@ -68,8 +74,9 @@ class Metrics:
         """Export the engine's state (called once the engine exists)."""
         self.registry.register(_StateCollector(stats))
 
-    def switched(self, from_model: object, to_model: object) -> None:
-        self.switches.labels(str(from_model or "unknown"), str(to_model or "unknown")).inc()
+    def switched(self, cause: object, from_model: object, to_model: object) -> None:
+        """One switch; ``cause`` is one of :data:`baton.fallback.switching.SWITCH_CAUSES`."""
+        self.switches.labels(str(cause or "unknown"), str(from_model or "unknown"), str(to_model or "unknown")).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 
+from baton.clock import Clock, SystemClock
 from baton.events import Event, SessionCreated
 from baton.opencode.client import OpencodeClient, OpencodeError, OpencodeHTTPError, OpencodeUnavailable
 from baton.opencode.events import parse_status
@@ -129,8 +130,9 @@ class TaskExecutor:
     """Executes :data:`TASK_ACTIONS` for one attached opencode."""
 
     def __init__(self, client: OpencodeClient, store: StorePort, tree: SessionTree, changes: TaskChanges,
-                 slots: SlotGate | None = None, metrics: Metrics | None = None) -> None:
+                 slots: SlotGate | None = None, metrics: Metrics | None = None, clock: Clock | None = None) -> None:
         self.client = client
+        self.clock: Clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.slots: SlotGate = slots or LocalSlots()
         self.store = store
@@ -239,6 +241,8 @@ class TaskExecutor:
             outcome, detail = DeliveryOutcome.RETRY, str(exc)
         if outcome is DeliveryOutcome.RETRY:
             self.metrics.deliveries_retried.inc()
+        elif outcome is DeliveryOutcome.DELIVERED and action.ended_at is not None:
+            self.metrics.notify_seconds.observe(max(0.0, self.clock.time() - action.ended_at))
         return DeliveryResult(action.parent_session_id, action.message_id, outcome, detail)
 
     async def _poll(self) -> StatusPolled:

@@ -22,7 +22,7 @@ class Timers:
     """Pending timers by key; times are the clock's (epoch seconds)."""
 
     def __init__(self, clock: Clock) -> None:
-        self._clock = clock
+        self.clock = clock
         self._scopes: dict[str, anyio.CancelScope] = {}
 
     def __len__(self) -> int:
@@ -41,7 +41,7 @@ class Timers:
 
     async def _wait(self, key: str, at: float, scope: anyio.CancelScope) -> TimerFired | None:
         with scope:
-            await anyio.sleep(max(0.0, at - self._clock.time()))
+            await anyio.sleep(max(0.0, at - self.clock.time()))
             if self._scopes.get(key) is scope:
                 del self._scopes[key]
                 return TimerFired(key)

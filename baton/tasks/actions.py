@@ -132,6 +132,8 @@ class Deliver:
     tools: dict[str, bool] | None = None
     directory: str | None = None
     check_first: bool = False
+    ended_at: float | None = None
+    """When the earliest task this message reports ended: the notification-latency metric's start."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,8 +228,13 @@ class Notifier:
             parent_session_id=parent_id, message_id=message.message_id, text=env["text"],
             no_reply=bool(env["no_reply"]), agent=env.get("agent"), model=env.get("model"),
             variant=env.get("variant"), tools=env.get("tools"), directory=env.get("directory"),
-            check_first=message.check_first,
+            check_first=message.check_first, ended_at=self._ended_at(message.rows),
         ))
+
+    def _ended_at(self, rows: list[OutboxRow]) -> float | None:
+        ends = [task.ended_at for r in rows if r.kind is RowKind.END and r.task_id is not None
+                and (task := self.index.tasks.get(r.task_id)) is not None and task.ended_at is not None]
+        return min(ends, default=None)
 
     def _text(self, rows: list[OutboxRow], *, summary: bool, batch: list[Task], waking: bool = False,
               outstanding: int = 0) -> str:

@@ -219,6 +219,7 @@ def test_metrics_count_the_fallback_behind_the_token(
     response = baton.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     lines = response.text.splitlines()
-    assert 'baton_fallbacks_total{from_model="fake/primary",to_model="fake/backup"} 1.0' in lines
-    assert "baton_resend_seconds_count 1.0" in lines
+    # opencode retries a 429 itself: baton acts on the retry status, before any error event.
+    assert 'baton_fallbacks_total{from_model="fake/primary",reason="retry_status",to_model="fake/backup"} 1.0' in lines
+    assert "baton_reaction_seconds_count 1.0" in lines
     assert "baton_cooldowns_active 1.0" in lines and "baton_attached 1.0" in lines

@@ -69,6 +69,7 @@ def test_background_task_notifies_its_parent_once(
     delivered_once(baton)
     wakes = [m for m in opencode.messages(parent) if m["info"]["role"] == "user" and task["id"] in texts(m)]
     assert len(wakes) == 1
+    assert "baton_notification_seconds_count 1.0" in baton.get("/metrics").text.splitlines()
     live = cli("tasks", "--all", "--json", "--listen", baton.listen, "--state-dir", str(baton.state_dir))
     assert [(r["id"], r["status"]) for r in json.loads(live)] == [(task["id"], "completed")]
     baton.stop()

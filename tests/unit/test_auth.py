@@ -13,7 +13,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from baton.auth import TokenError, bearer_matches, host_allowed, load_token, origin_allowed, read_token
+from baton.auth import (
+    TokenError,
+    bearer_matches,
+    dashboard_cookie,
+    dashboard_cookie_matches,
+    host_allowed,
+    load_token,
+    origin_allowed,
+    read_token,
+)
 from baton.server import Guard
 
 TOKEN = "s3cret-token"
@@ -26,7 +35,11 @@ def _app() -> TestClient:
     async def secret(_: Request) -> JSONResponse:
         return JSONResponse({"secret": "task results"})
 
-    app = Starlette(routes=[Route("/healthz", healthz), Route("/tasks", secret, methods=["GET", "POST"])])
+    async def page(_: Request) -> JSONResponse:
+        return JSONResponse({"page": "dashboard"})
+
+    app = Starlette(routes=[Route("/healthz", healthz), Route("/tasks", secret, methods=["GET", "POST"]),
+                            Route("/", page), Route("/dashboard/stream", page, methods=["GET", "POST"])])
     return TestClient(Guard(app, TOKEN, frozenset({"devbox"})), base_url="http://127.0.0.1:4097")
 
 
@@ -100,3 +113,32 @@ def test_foreign_host_and_cross_site_origin_are_refused_even_with_the_token() ->
     assert cross.status_code == 403 and "secret" not in cross.text
     same = client.get("/tasks", headers={**auth, "Origin": "http://127.0.0.1:4097"})
     assert same.status_code == 200
+
+
+def test_the_dashboard_link_trades_the_token_for_a_cookie_that_opens_only_the_dashboard() -> None:
+    client = _app()
+    login = client.get(f"/?token={TOKEN}", follow_redirects=False)
+    assert login.status_code == 303 and login.headers["location"] == "/"
+    cookie = login.headers["set-cookie"]
+    assert cookie.startswith("baton_dashboard_4097=") and TOKEN not in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age" not in cookie
+    jar = {"Cookie": f"baton_dashboard_4097={dashboard_cookie(TOKEN)}"}
+    assert client.get("/", headers=jar).json() == {"page": "dashboard"}
+    assert client.get("/dashboard/stream", headers=jar).status_code == 200
+    assert client.post("/dashboard/stream", headers=jar).status_code == 401  # read-only: GET alone
+    assert client.get("/tasks", headers=jar).status_code == 401  # not the API
+    assert client.get("/", headers={"Cookie": f"baton_dashboard_9999={dashboard_cookie(TOKEN)}"}).status_code == 401
+
+
+def test_a_wrong_token_in_the_link_sets_no_cookie() -> None:
+    refused = _app().get("/?token=guess", follow_redirects=False)
+    assert refused.status_code == 401 and "set-cookie" not in refused.headers
+
+
+def test_dashboard_cookie_matching() -> None:
+    value = dashboard_cookie(TOKEN)
+    assert value != TOKEN and value == dashboard_cookie(TOKEN) and value != dashboard_cookie("other")
+    assert dashboard_cookie_matches(f"a=1; baton_dashboard_1={value}", "baton_dashboard_1", TOKEN)
+    assert not dashboard_cookie_matches(f"baton_dashboard_1={value}x", "baton_dashboard_1", TOKEN)
+    assert not dashboard_cookie_matches(f"baton_dashboard_2={value}", "baton_dashboard_1", TOKEN)
+    assert not dashboard_cookie_matches(None, "baton_dashboard_1", TOKEN)

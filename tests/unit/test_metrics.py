@@ -58,16 +58,24 @@ def test_state_is_read_at_scrape_time_with_prometheus_names() -> None:
 
 def test_switches_resends_and_retried_deliveries_are_counted_without_session_ids() -> None:
     metrics = Metrics()
-    metrics.switched("fake/primary", "fake/backup")
-    metrics.switched("fake/primary", "fake/backup")
-    metrics.switched(None, "fake/third")
-    metrics.resend_seconds.observe(0.02)
+    metrics.switched("retry_status", "fake/primary", "fake/backup")
+    metrics.switched("retry_status", "fake/primary", "fake/backup")
+    metrics.switched("timeout", "fake/primary", "fake/backup")
+    metrics.switched(None, None, "fake/third")
+    metrics.reaction_seconds.observe(0.02)
+    metrics.notify_seconds.observe(0.2)
     metrics.deliveries_retried.inc()
     got = samples(metrics)
-    assert got[("baton_fallbacks_total", (("from_model", "fake/primary"), ("to_model", "fake/backup")))] == 2
-    assert got[("baton_fallbacks_total", (("from_model", "unknown"), ("to_model", "fake/third")))] == 1
-    assert got[("baton_resend_seconds_count", ())] == 1
-    assert got[("baton_resend_seconds_bucket", (("le", "0.025"),))] == 1
-    assert got[("baton_resend_seconds_bucket", (("le", "0.01"),))] == 0
+    pair = (("from_model", "fake/primary"), ("reason", "retry_status"), ("to_model", "fake/backup"))
+    assert got[("baton_fallbacks_total", pair)] == 2
+    assert got[("baton_fallbacks_total", (("from_model", "fake/primary"), ("reason", "timeout"),
+                                          ("to_model", "fake/backup")))] == 1
+    assert got[("baton_fallbacks_total", (("from_model", "unknown"), ("reason", "unknown"),
+                                          ("to_model", "fake/third")))] == 1
+    assert got[("baton_reaction_seconds_count", ())] == 1
+    assert got[("baton_reaction_seconds_bucket", (("le", "0.025"),))] == 1
+    assert got[("baton_reaction_seconds_bucket", (("le", "0.01"),))] == 0
+    assert got[("baton_notification_seconds_bucket", (("le", "0.25"),))] == 1
+    assert got[("baton_notification_seconds_bucket", (("le", "0.1"),))] == 0
     assert got[("baton_deliveries_retried_total", ())] == 1
     assert not any("ses_" in value for _, labels in got for _, value in labels)

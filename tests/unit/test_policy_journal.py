@@ -152,7 +152,8 @@ def test_the_switch_and_its_outcome_are_journaled_with_their_models(tmp_path: Pa
     s = sim(tmp_path)
     journal = notes(switched(s))
     (switch,) = [n for n in journal if n.kind == "switch"]
-    assert switch.data == {"from": PRIMARY, "to": BACKUP, "attempt": 1, "chain_source": "agents.build.fallback_models"}
+    assert switch.data == {"from": PRIMARY, "to": BACKUP, "attempt": 1, "chain_source": "agents.build.fallback_models",
+                           "cause": "retry_status"}
     assert PRIMARY in switch.text and BACKUP in switch.text
     (resent,) = [n for n in journal if n.kind == "resent"]
     assert resent.data == {"model": BACKUP, "attempt": 1} and BACKUP in resent.text and "accepted" in resent.text

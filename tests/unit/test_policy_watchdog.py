@@ -58,7 +58,8 @@ def test_a_silent_backup_is_cooled_and_the_turn_moves_on_to_the_next_model(tmp_p
     assert fired == [
         SaveCooldown(BACKUP, T0 + 30 + 60, "no answer before the watchdog fired", ResetSource.CONFIGURED),
         Note(S, "switch", f"{BACKUP} failed (no answer within 30s); switching to {THIRD}",
-             {"from": BACKUP, "to": THIRD, "attempt": 2, "chain_source": "agents.build.fallback_models"}),
+             {"from": BACKUP, "to": THIRD, "attempt": 2, "chain_source": "agents.build.fallback_models",
+              "cause": "timeout"}),
         SaveIntent(ResendIntent(
             session_id=S, message_id="msg_u1", model=THIRD, agent="build", directory=DIRECTORY, original=PRIMARY,
             current=BACKUP, failing=BACKUP, reason="no answer within 30s", chain=(BACKUP, THIRD),

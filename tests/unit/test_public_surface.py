@@ -29,8 +29,8 @@ SNAPSHOT: dict[str, list[str]] = {
         "ResendIntent", "SaveCooldown", "SaveIntent", "Schedule", "Toast",
     ],
     "baton.auth": [
-        "TOKEN_ENV", "TokenError", "bearer_matches", "host_allowed", "is_loopback", "load_token",
-        "origin_allowed", "read_token",
+        "TOKEN_ENV", "TokenError", "bearer_matches", "dashboard_cookie", "dashboard_cookie_matches",
+        "host_allowed", "is_loopback", "load_token", "origin_allowed", "read_token",
     ],
     "baton.catalog": ["Catalog", "EMPTY_CATALOG", "ModelInfo", "catalog_from_providers"],
     "baton.chain_check": ["Finding", "FindingKind", "check_chains", "checked_models"],
@@ -52,6 +52,9 @@ SNAPSHOT: dict[str, list[str]] = {
         "DEFAULT_LISTEN", "ServeOptions", "StartupError", "build_engine", "default_state_dir", "parse_listen",
         "serve",
     ],
+    "baton.dashboard": [],
+    "baton.dashboard.routes": ["KEEPALIVE_S", "POLL_S", "dashboard_routes"],
+    "baton.dashboard.view": ["JOURNAL_SHOWN", "Picture", "picture"],
     "baton.demo": ["DemoError", "prepare_opencode", "run_demo"],
     "baton.demo_fleet": ["run_fleet_demo"],
     "baton.doctor": ["Check", "run_checks"],
@@ -89,7 +92,8 @@ SNAPSHOT: dict[str, list[str]] = {
     ],
     "baton.fallback.switching": [
         "NO_ACTIONS", "OWN_ABORT_GRACE_S", "RESEND_ERROR_WINDOW_S", "RESEND_RETRY_FIRST_S", "RESEND_TRIES",
-        "SESSION_TTL_S", "SWEEP_EVERY_S", "Switcher", "answered", "resend_retry_key", "watchdog_key",
+        "SESSION_TTL_S", "SWEEP_EVERY_S", "SWITCH_CAUSES", "Switcher", "answered", "resend_retry_key",
+        "watchdog_key",
     ],
     "baton.fallback.timers": ["Timers"],
     "baton.fallback.tracking": ["OUTPUT_PART_TYPES", "Tracker"],
@@ -97,6 +101,9 @@ SNAPSHOT: dict[str, list[str]] = {
         "JsoncError", "MAX_BYTES", "MAX_DEPTH", "TextIndex", "clean", "decode", "parse", "place", "read_text",
     ],
     "baton.logs": ["configure_logging"],
+    "baton.mcp_wire": [
+        "LATEST_PROTOCOL_VERSION", "McpEndpoint", "McpServer", "PROTOCOL_VERSIONS", "Progress",
+    ],
     "baton.models": ["model_key", "normalize_model", "same_model", "split_model", "to_api_model"],
     "baton.opencode": [],
     "baton.opencode.client": [
@@ -115,7 +122,7 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.runtime.attach": ["Attachment", "CATALOG_S", "MCP_NAME", "TOOLS_READY_S"],
     "baton.runtime.calls": ["CallMatcher", "MATCH_WAIT_S", "TOOL_PREFIX", "json_equal"],
     "baton.runtime.fallback_executor": [
-        "ABORT_TIMEOUT_S", "FALLBACK_ACTIONS", "FallbackExecutor", "PROMPT_RETRIES",
+        "ABORT_TIMEOUT_S", "FALLBACK_ACTIONS", "FallbackExecutor", "PROMPT_RETRIES", "RECENT_KEPT",
     ],
     "baton.runtime.fleet_slots": ["FleetSlots", "LocalSlots", "SLOT_POLL_S", "SlotGate", "SlotLedger"],
     "baton.runtime.jobs": ["Job", "Jobs", "Outcome", "job_name"],
@@ -217,6 +224,7 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.tasks.watch": ["ChildWatch", "RESULT_CAP", "call_signature"],
     "baton.testing": [],
     "baton.testing.baton_process": ["BatonProcess"],
+    "baton.testing.browser": ["BrowserMissing", "CHROMIUM_ARGS", "chromium"],
     "baton.testing.clock": ["FakeClock"],
     "baton.testing.fake_provider": [
         "Answer", "Drop", "FakeProvider", "Hang", "LoggedRequest", "Refuse", "Step", "ToolCall",

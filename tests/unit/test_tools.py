@@ -263,15 +263,27 @@ async def test_long_call_sends_progress_when_asked(monkeypatch: pytest.MonkeyPat
     assert seen[:2] == [pytest.approx(0.05), pytest.approx(0.1)]
 
 
-async def test_dropped_connection_cancels_the_service_call() -> None:
-    """When the host drops the HTTP request, the running service call is cancelled."""
+@pytest.mark.parametrize("progress", [True, False], ids=["event-stream", "json"])
+async def test_dropped_connection_cancels_the_service_call(progress: bool) -> None:
+    """When the host drops the HTTP request, the running service call is cancelled: whether the
+    answer was to come as an event stream (a progress token) or as one JSON body."""
     service = FakeService()
     service.hold = anyio.Event()
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "task", "arguments": LAUNCH}}
+    params: dict[str, Any] = {"name": "task", "arguments": LAUNCH}
+    if progress:
+        params["_meta"] = {"progressToken": 7}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
     headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
     async with serving(service) as url, httpx2.AsyncClient() as http:
-        async with http.stream("POST", url, json=body, headers=headers) as response:
-            assert response.status_code == 200
-            await service.entered.wait()
+        if progress:
+            async with http.stream("POST", url, json=body, headers=headers) as response:
+                assert response.status_code == 200
+                assert response.headers["content-type"].startswith("text/event-stream")
+                await service.entered.wait()
+        else:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: http.post(url, json=body, headers=headers, timeout=30))
+                await service.entered.wait()
+                tg.cancel_scope.cancel()  # the request is abandoned: its connection closes
         with anyio.fail_after(5):
             await service.cancelled.wait()

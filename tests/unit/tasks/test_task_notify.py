@@ -294,3 +294,18 @@ def test_the_launching_prompt_updated_after_the_launch_is_not_a_new_prompt() -> 
     s.answer(task)
     s.advance(COALESCE_S + 0.01)
     assert len(of(s.fire_delivery(), Deliver)) == 1
+
+
+def test_a_message_carries_when_the_earliest_task_it_reports_ended() -> None:
+    """The notification-latency metric starts at the task's end, not at the message's composition."""
+    s = Sim()
+    a, b = started(s, 2)
+    s.status(P, StatusType.IDLE)
+    s.answer(a)
+    ended_a = s.now
+    s.advance(0.01)
+    s.answer(b)
+    s.advance(COALESCE_S)
+    (wake,) = of(s.fire_delivery(), Deliver)
+    assert a.id in wake.text and b.id in wake.text
+    assert wake.ended_at == a.ended_at == ended_a and b.ended_at is not None and b.ended_at > ended_a

@@ -50,7 +50,7 @@ def test_a_frozen_message_whose_lead_row_was_lost_is_sent_again_as_context_under
     (again,) = of(s.status(P, StatusType.IDLE), Deliver)
     assert again == Deliver(
         parent_session_id=P, message_id=sent.message_id, no_reply=True, agent="plan", model="prov/launch",
-        variant="high", tools=None, directory="/work/p", check_first=True,
+        variant="high", tools=None, directory="/work/p", check_first=True, ended_at=second.ended_at,
         text="\n".join([
             "[baton] Background task update (for context; no reply needed).", "",
             f'Task {second.id} "second job" (agent explore on prov/launch): completed.',
