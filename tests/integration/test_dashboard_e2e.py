@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from baton.testing.baton_process import BatonProcess
 from baton.testing.browser import CHROMIUM_ARGS, chromium
 from baton.testing.fake_provider import Answer, FakeProvider, Refuse, ToolCall
+from baton.testing.fault_proxy import FaultProxy
 from baton.testing.opencode import OpencodeServer
 
 # The first test may install Debian's chromium (baton.testing.browser): minutes, not seconds.
@@ -107,11 +108,31 @@ def test_a_fallback_appears_on_the_page_within_a_second(
     switch = wait_until(lambda: next((e for e in baton.journal() if e["session"] == sid and e["kind"] == "switch"),
                                      None), what="the switch")
     seen_at = wait_until(lambda: page.evaluate("window.__seenAt"), timeout=5, what="the page showing the switch")
+    print(f"\nthe page showed the switch {1000 * (seen_at - switch['ts']):.0f} ms after baton decided it")
     assert seen_at - switch["ts"] < 1.0
     row = page.locator(f'#sessions tr[data-session="{sid}"]')
     assert row.locator('[data-role="current"]').inner_text() == "fake/backup"
     assert page.locator('#models li[data-model="fake/primary"]').get_attribute("data-cooling") == "yes"
     page.close()
+
+
+def test_the_page_says_when_baton_is_detached_from_opencode(
+    opencode: OpencodeServer, start_baton: BatonFactory, browser: Browser
+) -> None:
+    """opencode stops answering: the page turns to "detached" with the reason in a banner, and
+    back to "attached" when opencode answers again."""
+    with FaultProxy(opencode.port) as proxy:
+        baton = start_baton({}, url=proxy.url)
+        page = open_dashboard(browser, baton)
+        assert page.locator("#banner").is_hidden()
+        proxy.hold(drop_existing=True)
+        page.wait_for_selector('#link[data-state="detached"]', timeout=10_000)
+        banner = page.locator("#banner")
+        assert banner.is_visible() and "detached from opencode" in banner.inner_text()
+        proxy.release()
+        page.wait_for_selector('#link[data-state="attached"]', timeout=15_000)
+        assert banner.is_hidden()
+        page.close()
 
 
 def task_call(n: int) -> ToolCall:
