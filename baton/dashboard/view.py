@@ -103,6 +103,7 @@ def _task_tree(views: Sequence[TaskView]) -> list[dict[str, Any]]:
 
 def _task(v: TaskView) -> dict[str, Any]:
     return {"id": v.id, "description": v.description, "agent": v.agent, "category": v.category, "model": v.model,
-            "status": v.status, "mode": v.mode, "age_s": round(v.age_s, 1), "queue_position": v.queue_position,
+            "status": v.status, "mode": v.mode, "age_s": round(v.age_s, 1),
+            "run_s": None if v.run_s is None else round(v.run_s, 1), "queue_position": v.queue_position,
             "end_reason": v.end_reason, "notify": v.notify, "waiting_until": v.waiting_until,
             "session": v.session_id, "children": []}

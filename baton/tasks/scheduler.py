@@ -166,6 +166,8 @@ class TaskView:
     notify: str
     waiting_until: float | None = None
     """Set while the task waits for its chain's first reset (epoch seconds)."""
+    run_s: float | None = None
+    """How long it has run (to its end, once ended); None until it started."""
 
 
 class Scheduler:
@@ -287,6 +289,7 @@ class Scheduler:
                 queue_position=positions.get(task.id),
                 end_reason=task.end_reason.value if task.end_reason else None, notify=task.notify.value,
                 waiting_until=task.not_before if task.not_before is not None and task.not_before > now else None,
+                run_s=None if task.started_at is None else (task.ended_at or now) - task.started_at,
             ))
         rows.sort(key=lambda v: v.age_s)
         return rows

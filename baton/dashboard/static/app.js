@@ -105,7 +105,7 @@ function taskItem(t) {
       el("span", {}, t.description),
       el("span", { class: "meta mono" }, t.id),
       el("span", { class: "meta mono" }, t.model || t.category || t.agent),
-      el("span", { class: "meta" }, `${span(t.age_s)} · ${t.mode}`),
+      el("span", { class: "meta" }, `${t.run_s === null ? `waiting ${span(t.age_s)}` : `ran ${span(t.run_s)}`} · ${t.mode}`),
       where ? el("span", { class: "meta" }, where) : null,
       t.end_reason && t.end_reason !== t.status ? el("span", { class: "meta" }, t.end_reason) : null,
       result));

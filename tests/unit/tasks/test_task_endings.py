@@ -82,6 +82,7 @@ def test_an_ended_task_leaves_the_live_view_after_the_cleanup_delay() -> None:
         task.id, P, task.session_id, "explore", None, "prov/parent-model")
     assert (row.status, row.mode, row.end_reason, row.notify) == ("completed", "background", "completed", "delivered")
     assert row.age_s == s.now - task.created_at and row.queue_position is None
+    assert task.started_at is not None and row.run_s == task.ended_at - task.started_at  # not still counting
     s.advance(0.5)
     assert s.sched.snapshot(s.now) == []
     assert [r.id for r in s.sched.snapshot(s.now, include_ended=True)] == [task.id]
@@ -116,3 +117,13 @@ def test_a_cancel_needs_exactly_one_target_and_a_known_caller() -> None:
     unknown, _ = s.sched.cancel(CancelRequest(task_id="bg_nothere", caller_session_id=P), s.now)
     assert isinstance(unknown, ToolError) and "bg_nothere" in unknown.message
     assert task.status is TaskStatus.RUNNING
+
+
+def test_a_live_task_has_run_since_its_start_and_a_queued_one_not_at_all() -> None:
+    s = Sim()
+    task = running(s)
+    s.advance(2.5)
+    (row,) = s.sched.snapshot(s.now)
+    assert task.started_at is not None and row.run_s == s.now - task.started_at
+    queued = s.launch(description="later")
+    assert next(r for r in s.sched.snapshot(s.now) if r.id == queued.id).run_s is None
