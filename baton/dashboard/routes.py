@@ -26,10 +26,12 @@ from baton.dashboard.view import Picture, picture
 from baton.engine import Engine
 from baton.settings import Config
 
-__all__ = ["KEEPALIVE_S", "POLL_S", "dashboard_routes"]
+__all__ = ["FLEET_EVERY_S", "KEEPALIVE_S", "POLL_S", "dashboard_routes"]
 
 POLL_S: Final = 0.2
 KEEPALIVE_S: Final = 15.0
+FLEET_EVERY_S: Final = 2.0
+"""How often an open page's feed asks a shared store who drives what (one bounded query)."""
 STATIC: Final = Path(__file__).resolve().parent / "static"
 
 SECURITY_HEADERS: Final = {
@@ -61,13 +63,13 @@ def dashboard_routes(engine: Engine) -> list[BaseRoute]:
     assets = {name: (STATIC / name).read_bytes() for name in _ASSETS}
     chains = _Chains()
 
-    def current() -> dict[str, Any]:
+    def current(fleet: dict[str, Any] | None) -> dict[str, Any]:
         stats = engine.stats()
         now = engine.clock.time()
         return picture(Picture(
             health=engine.health(), sessions=stats.sessions, cooldowns=stats.cooldowns,
             chains=chains.of(engine.policy.state.config), tasks=engine.scheduler.snapshot(now, include_ended=True),
-            journal=engine.fallback.recent, fallbacks=stats.fallbacks, events=stats.events))
+            journal=engine.fallback.recent, fallbacks=stats.fallbacks, events=stats.events, fleet=fleet))
 
     def asset(name: str) -> Route:
         async def serve(_: Request) -> Response:
@@ -76,8 +78,12 @@ def dashboard_routes(engine: Engine) -> list[BaseRoute]:
 
     async def frames() -> AsyncIterator[str]:
         sent, sent_at = "", float("-inf")
+        fleet: dict[str, Any] | None = None
+        fleet_at = float("-inf")
         while True:
-            body = json.dumps(current(), separators=(",", ":"))
+            if time.monotonic() - fleet_at >= FLEET_EVERY_S:
+                fleet, fleet_at = await engine.store.fleet(), time.monotonic()  # bounded; None on SQLite
+            body = json.dumps(current(fleet), separators=(",", ":"))
             if body != sent or time.monotonic() - sent_at >= KEEPALIVE_S:
                 sent, sent_at = body, time.monotonic()
                 yield f'data: {{"now":{engine.clock.time()},"state":{body}}}\n\n'

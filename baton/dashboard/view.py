@@ -39,6 +39,8 @@ class Picture:
     journal: Sequence[JournalEntry]
     fallbacks: int
     events: int
+    fleet: Mapping[str, Any] | None = None
+    """The shared store's view (``StorePort.fleet``); None on SQLite."""
 
 
 def picture(p: Picture) -> dict[str, Any]:
@@ -51,6 +53,7 @@ def picture(p: Picture) -> dict[str, Any]:
         "tasks": _task_tree(p.tasks),
         "journal": [{"ts": e.ts, "session": e.session_id, "kind": e.kind, "text": e.text}
                     for e in reversed(list(p.journal)[-JOURNAL_SHOWN:])],
+        "fleet": None if p.fleet is None else dict(p.fleet),
     }
 
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import BatonFactory, wait_until
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from baton.store_pg_conn import shown_url
 from baton.testing.baton_process import BatonProcess
 from baton.testing.browser import CHROMIUM_ARGS, chromium
 from baton.testing.fake_provider import Answer, FakeProvider, Refuse, ToolCall
@@ -133,6 +134,26 @@ def test_the_page_says_when_baton_is_detached_from_opencode(
         page.wait_for_selector('#link[data-state="attached"]', timeout=15_000)
         assert banner.is_hidden()
         page.close()
+
+
+def test_on_postgresql_the_page_shows_which_baton_drives_which_opencode(
+    opencode: OpencodeServer, start_baton: BatonFactory, browser: Browser, pg_url: str
+) -> None:
+    """A fleet's baton shows the shared store's view: its opencode server, driven by itself."""
+    baton = start_baton({}, extra_args=["--store", pg_url])
+    page = open_dashboard(browser, baton)
+    page.wait_for_selector("#fleet-section:not([hidden])", timeout=10_000)
+    row = page.locator(f'#fleet tr[data-server="{opencode.url}"]')
+    assert "(this baton)" in row.inner_text(timeout=5_000)
+    assert shown_url(pg_url) in page.locator("#fleet-where").inner_text()
+    page.close()
+
+
+def test_on_sqlite_there_is_no_fleet_section(opencode: OpencodeServer, start_baton: BatonFactory,
+                                             browser: Browser) -> None:
+    page = open_dashboard(browser, start_baton({}))
+    assert page.locator("#fleet-section").is_hidden()
+    page.close()
 
 
 def task_call(n: int) -> ToolCall:

@@ -74,3 +74,9 @@ def test_the_header_says_whether_baton_is_attached_and_shows_no_internals() -> N
     assert head == {"attached": False, "state": "reconnecting", "reason": "opencode refused the stream",
                     "opencode": "http://127.0.0.1:4096", "fallback": "active", "store": None,
                     "fallbacks": 2, "events": 40}
+
+
+def test_the_fleet_view_is_passed_on_and_absent_without_a_shared_store() -> None:
+    fleet = {"instance": "host:1", "database": "postgresql://db/baton", "servers": []}
+    assert draw(fleet=fleet)["fleet"] == fleet
+    assert draw()["fleet"] is None

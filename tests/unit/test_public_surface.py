@@ -53,7 +53,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "serve",
     ],
     "baton.dashboard": [],
-    "baton.dashboard.routes": ["KEEPALIVE_S", "POLL_S", "dashboard_routes"],
+    "baton.dashboard.routes": ["FLEET_EVERY_S", "KEEPALIVE_S", "POLL_S", "dashboard_routes"],
     "baton.dashboard.view": ["JOURNAL_SHOWN", "Picture", "picture"],
     "baton.demo": ["DemoError", "prepare_opencode", "run_demo"],
     "baton.demo_fleet": ["run_fleet_demo"],

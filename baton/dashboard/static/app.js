@@ -131,6 +131,20 @@ function renderJournal(entries) {
   document.getElementById("journal-empty").hidden = entries.length > 0;
 }
 
+function renderFleet(fleet) {
+  const section = document.getElementById("fleet-section");
+  section.hidden = !fleet;
+  if (!fleet) return;
+  document.getElementById("fleet-where").textContent =
+    `shared store ${fleet.database}; this baton is ${fleet.instance}` + (fleet.error ? ` — ${fleet.error}` : "");
+  const rows = (fleet.servers || []).map((s) => el("tr", { "data-server": s.opencode },
+    el("td", { class: "mono" }, s.opencode),
+    el("td", { class: "mono" }, s.driver === fleet.instance ? `${s.driver} (this baton)` : (s.driver || "nobody")),
+    el("td", {}, s.lease_left_s === null ? "—" : `${span(s.lease_left_s)} left`),
+    el("td", {}, Object.entries(s.tasks).map(([state, n]) => `${n} ${state}`).join(", ") || "none")));
+  document.querySelector("#fleet tbody").replaceChildren(...rows);
+}
+
 function render() {
   if (!latest) return;
   const now = serverNow();
@@ -140,6 +154,7 @@ function render() {
   renderModels(state.models, now);
   renderTasks(state.tasks);
   renderJournal(state.journal);
+  renderFleet(state.fleet);
 }
 
 function connect() {
