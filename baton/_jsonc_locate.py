@@ -1,7 +1,7 @@
 """Config problems by file, line and column: the error type, key paths, validation, unknown keys.
 
-Reading and parsing JSONC is :mod:`baton.jsonc`. A wrong *value* is found later, by pydantic,
-which only knows the key path: :class:`JsoncFile` turns that path back into a line and column
+Reading and parsing JSONC is :mod:`baton.jsonc`. A wrong *value* is found later, by
+:mod:`baton.validation`, which only knows the key path: :class:`JsoncFile` turns that path back into a line and column
 with the file's :class:`~baton.jsonc.TextIndex`, which reads each object on the way once, so
 that reporting a thousand keys costs one pass over the text.
 
@@ -10,17 +10,15 @@ Nothing here knows baton's keys: :mod:`baton.config` passes its models in.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
-
 from baton.errors import BatonError
 from baton.jsonc import JsoncError, TextIndex, clean, parse, read_text
 from baton.settings import Range, Segment, key_path, number_text, show_value
+from baton.validation import Invalid, Model, file_fields
 
 __all__ = [
     "ConfigError",
@@ -41,7 +39,8 @@ __all__ = [
     "validate",
 ]
 
-_Model = TypeVar("_Model", bound=BaseModel)
+_Model = TypeVar("_Model", bound=Model)
+
 
 class ConfigError(BatonError):
     """A config file that baton refuses to guess about; ``str()`` is one line for the terminal."""
@@ -133,54 +132,32 @@ class JsoncFile:
         return place(self.path, *self.where(keys, key=True), key_path(keys) or None) + message
 
 
-_REASONS = {
-    "int_type": "must be an integer", "int_from_float": "must be an integer",
-    "int_parsing": "must be an integer", "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false", "string_type": "must be a string",
-    "float_type": "must be a number", "float_parsing": "must be a number",
-    "dict_type": "must be an object", "model_type": "must be an object",
-    "model_attributes_type": "must be an object", "tuple_type": "must be a list",
-    "list_type": "must be a list", "string_too_short": "must not be empty",
-}
-
-
 def validate(model: type[_Model], data: object, file: JsoncFile | None) -> _Model:
-    """``model.model_validate(data)``; a failure becomes the ConfigError that comes first in the file.
-
-    Custom errors (``PydanticCustomError``) carry their own wording, which is used as it is.
-    """
+    """``model.model_validate(data)``; a failure becomes the ConfigError that comes first in the file."""
     try:
         return model.model_validate(data)
-    except ValidationError as exc:
+    except Invalid as exc:
         found: list[tuple[tuple[int, int], ConfigError]] = []
-        for err in exc.errors(include_url=False):
-            keys = list(err["loc"])
-            at_key = bool(keys) and keys[-1] == "[key]"  # a map key, not its value, is wrong
-            if at_key:
-                keys.pop()
-            if err["type"] in _REASONS:
-                reason = f"{_REASONS[err['type']]} (got {show_value(err.get('input'))})"
-            else:
-                reason = _lower_first(err["msg"])
-            error = file.error(keys, reason, key=at_key) if file else ConfigError(
-                None, None, None, key_path(keys), reason)
+        for issue in exc.issues:
+            error = file.error(issue.loc, issue.reason, key=issue.at_key) if file else ConfigError(
+                None, None, None, key_path(issue.loc), issue.reason)
             found.append(((error.line or 0, error.column or 0), error))
         raise min(found, key=lambda item: item[0])[1] from None
 
 
-def unknown_keys(data: object, model: type[BaseModel], path: tuple[Segment, ...] = ()
+def unknown_keys(data: object, model: type[Model], path: tuple[Segment, ...] = ()
                  ) -> list[tuple[tuple[Segment, ...], str]]:
     """(key path, message) for each key ``model`` does not read, below ``path``.
 
-    A model may list keys it tolerates in a ``_ignored`` class variable (key -> None to stay
-    silent, or a message to give instead of "unknown"), and fields that are not file keys in
-    ``_internal``. Nested models and maps of models are walked too.
+    A model may list keys it tolerates in its ``_ignored`` class variable (key -> None to stay
+    silent, or a message to give instead of "unknown"); fields a file cannot set (``_internal``)
+    are not file keys. Nested models and maps of models are walked too.
     """
     out: list[tuple[tuple[Segment, ...], str]] = []
     if not isinstance(data, dict):
         return out
-    ignored: dict[str, str | None] = getattr(model, "_ignored", {})
-    fields = _file_fields(model)
+    ignored = model._ignored
+    fields = file_fields(model)
     for key, value in data.items():
         if key not in fields:
             note = ignored.get(key, "unknown key, ignored")
@@ -196,26 +173,6 @@ def unknown_keys(data: object, model: type[BaseModel], path: tuple[Segment, ...]
     return out
 
 
-@functools.cache
-def _file_fields(model: type[BaseModel]) -> dict[str, tuple[type[BaseModel] | None, bool]]:
-    """File key -> (the model it holds, whether a map of them) for each field a file may set."""
-    internal: frozenset[str] = getattr(model, "_internal", frozenset())
-    return {info.alias or name: _nested_model(info.annotation)
-            for name, info in model.model_fields.items() if name not in internal}
-
-
-def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """The model a field holds, and whether it holds a map of them."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
-    args: tuple[Any, ...] = getattr(annotation, "__args__", ())
-    if getattr(annotation, "__origin__", None) is dict and len(args) == 2:
-        value = args[1]
-        if isinstance(value, type) and issubclass(value, BaseModel):
-            return value, True
-    return None, False
-
-
 def locate(text: str, path: Sequence[Segment], *, key: bool = False) -> tuple[int, int] | None:
     """1-based (line, column) of the value at ``path`` in JSONC ``text``, or of its key when ``key``.
 
@@ -229,6 +186,3 @@ def locate(text: str, path: Sequence[Segment], *, key: bool = False) -> tuple[in
         return None
     return None if offset is None else index.place(offset)
 
-
-def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:]

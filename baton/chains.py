@@ -36,7 +36,8 @@ def agent_key_for(config: Config, raw_agent: str | None) -> str | None:
         return None
     memo: _AgentMemo | None = config._agent_memo
     if memo is None or memo.agents is not config.agents:
-        memo = config._agent_memo = _index_agents(config.agents)
+        memo = _index_agents(config.agents)
+        object.__setattr__(config, "_agent_memo", memo)  # a cache on a frozen Config, not a setting
     if raw_agent not in memo.cache:
         if len(memo.cache) >= _AGENT_CACHE_LIMIT:
             memo.cache.clear()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import anyio
@@ -26,6 +26,8 @@ from baton.auth import read_token
 from baton.catalog import Catalog
 from baton.chain_check import check_chains, checked_models
 from baton.chains import describe
+from baton.cli_console import err, out
+from baton.cli_console import fail as _fail
 from baton.cli_store import explain, store_app
 from baton.clock import Clock, SystemClock
 from baton.config import Config, ConfigError, json_schema, load_config
@@ -42,7 +44,7 @@ from baton.tasks.model import OutboxRow, Task
 from baton.tasks.scheduler import CancelRequest, Scheduler
 
 if TYPE_CHECKING:
-    from rich.console import Console, Group
+    from rich.console import Group
 
 __all__ = ["app", "main"]
 
@@ -54,36 +56,8 @@ app.command(explain)
 
 
 
-class _LazyConsole:
-    """A rich console made at its first use: ``baton serve`` runs through this module and never
-    prints through rich, and rich costs a daemon about 2 MB resident (issue 10 §5)."""
-
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._console: Console | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(highlight=False, soft_wrap=True, **self._options)
-        return getattr(self._console, name)
-
-
-out = cast("Console", _LazyConsole())
-err = cast("Console", _LazyConsole(stderr=True))
 _clock: Clock = SystemClock()
 """Wall time of the offline reads and writes (a running serve uses its engine's)."""
-
-
-def _fail(message: str, code: int) -> int:
-    from rich.text import Text
-
-    from baton.config import printable
-
-    # The message may quote a user's key, value or path: printed as Text, "[/x]" in it is no markup.
-    err.print(Text.assemble(("baton:", "bold red"), " ", printable(message)))
-    return code
 
 
 @app.command(name="serve")

@@ -13,6 +13,7 @@ then validated once more into the frozen :class:`Config`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,6 +41,7 @@ from baton.settings import (
     RuntimeFallbackConfig,
     _section_shape,
 )
+from baton.validation import json_schema as model_json_schema
 
 __all__ = [
     "DEFAULT_CATEGORY_AGENT",
@@ -62,6 +64,8 @@ OPENCODE_SECTION = "[opencode]"
 
 _HOOK_NAME = "runtime-fallback"
 _DEEP_KEYS = frozenset({"agents", "categories", "baton"})
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(Config) if not f.name.startswith("_"))
+"""Config's top-level keys (loader-only ones too): set outside "[opencode]" they are stray."""
 _OBJECT_ENTRY_NOTE = 'chain entries written as objects are read as their "model"; other fields are ignored'
 
 # ---------------------------------------------------------------------------------------------
@@ -160,7 +164,7 @@ def _read(path: Path, section: bool | None, warnings: list[str]) -> JsoncFile:
     settings = data.get(OPENCODE_SECTION)
     if not isinstance(settings, dict | None):
         raise top.error((OPENCODE_SECTION,), "must be an object")
-    stray = [k for k in data if k in Config.model_fields or k in Config._ignored]
+    stray = [k for k in data if k in _CONFIG_FIELDS or k in Config._ignored]
     if stray:
         note = f'settings outside "{OPENCODE_SECTION}" are ignored in this file'
         warnings.append(top.warning((stray[0],), note))
@@ -259,6 +263,6 @@ def _finish(merged: dict[str, Any], files: Sequence[JsoncFile], warnings: list[s
 def json_schema() -> dict[str, object]:
     """JSON Schema of the keys baton reads (other keys are allowed: they only warn)."""
     schema: dict[str, object] = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
-    schema.update(Config.model_json_schema(by_alias=True, mode="validation"))
+    schema.update(model_json_schema(Config))
     schema["title"] = "baton configuration (the oh-my-opencode keys baton reads)"
     return schema

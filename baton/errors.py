@@ -6,6 +6,7 @@ whole tree, with where each one lives::
     BatonError                      baton.errors
     ├── ConfigError                 baton._jsonc_locate (imported from baton.config)   exit 2
     ├── JsoncError (+ ValueError)   baton.jsonc: turned into a ConfigError by the loader
+    ├── Invalid (+ ValueError)      baton.validation: wrong setting values; the loader makes a ConfigError
     ├── StoreError                  baton.store                                         exit 2
     │   └── StoreTooNew             baton.store
     ├── OpencodeError               baton.opencode.client: every httpx2 failure becomes one

@@ -4,38 +4,41 @@ Pure data and validation, no file I/O: the deciders (:mod:`baton.fallback`, the 
 :mod:`baton.tasks`) import their settings from here without pulling in the loader.
 :mod:`baton.config` finds, reads and merges the files, and validates them into :class:`Config`.
 
-Also here, because validation messages need them: :class:`Range` (number bounds with a message
-naming both ends) and how a key path or a value is shown to the user.
+The models are frozen dataclasses checked by :mod:`baton.validation` (baton's own few rules:
+pydantic cost the daemon ~9 MB). Each field says its kind, default and file key once; the
+checks and ``baton config schema`` both come from that.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    GetCoreSchemaHandler,
-    GetJsonSchemaHandler,
-    PrivateAttr,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    StringConstraints,
-    field_validator,
+from baton.validation import (
+    BOOL,
+    STR,
+    Kind,
+    Model,
+    Range,
+    SchemaDef,
+    Segment,
+    after,
+    before,
+    dict_of,
+    fail,
+    got,
+    integer,
+    key_path,
+    nullable,
+    number,
+    number_text,
+    one_of,
+    setting,
+    show_value,
+    tuple_of,
 )
-from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
-from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+from baton.validation import model as nested
 
 __all__ = [
     "DEFAULT_CATEGORY_AGENT",
@@ -60,74 +63,7 @@ DEFAULT_RETRY_ON_ERRORS: tuple[int, ...] = (429, 500, 502, 503, 504)
 """Status codes that mean "try another model" (:mod:`baton.fallback.errors` classifies by them)."""
 
 # ---------------------------------------------------------------------------------------------
-# Showing keys and values
-
-Segment = str | int
-"""One step of a key path: an object key or a list index."""
-
-_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$-]*")
-
-
-def key_path(keys: Sequence[Segment]) -> str:
-    """``agents.build.fallback_models[0]``; odd names quoted: ``baton.model_fallbacks["p/m"]``."""
-    out = ""
-    for seg in keys:
-        if isinstance(seg, int):
-            out += f"[{seg}]"
-        elif _IDENTIFIER.fullmatch(seg):
-            out += f".{seg}" if out else seg
-        else:
-            out += f"[{json.dumps(seg)}]"
-    return out
-
-
-def number_text(value: float) -> str:
-    """``60`` rather than ``60.0``: numbers as a user writes them."""
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def show_value(value: object) -> str:
-    """A value as a user wrote it, cut to 40 characters: "an object", "a list", ``"text"``, ``12``."""
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-@dataclass(frozen=True)
-class Range:
-    """Bounds for a number, with a message that names both ends ("between 1 and 20")."""
-
-    low: float
-    high: float | None = None
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        result = handler(schema)
-        result["minimum"] = self.low
-        if self.high is not None:
-            result["maximum"] = self.high
-        return result
-
-    def _check(self, value: float) -> float:
-        if not math.isfinite(value):
-            raise PydanticCustomError("out_of_range", "must be a finite number")
-        if value < self.low or (self.high is not None and value > self.high):
-            low = number_text(self.low)
-            bounds = f"at least {low}" if self.high is None else f"between {low} and {number_text(self.high)}"
-            raise PydanticCustomError("out_of_range", "must be {bounds} (got {got})",
-                                      {"bounds": bounds, "got": number_text(value)})
-        return value
-
-
-# ---------------------------------------------------------------------------------------------
-# Value types
+# Value kinds
 
 
 def _check_model(value: str) -> str:
@@ -135,8 +71,7 @@ def _check_model(value: str) -> str:
     value = value.strip()
     provider, _, model_id = value.partition("/")
     if not provider or not model_id:
-        raise PydanticCustomError("model_name", 'must be "provider/model" (got {got})',
-                                  {"got": show_value(value)})
+        fail(f'must be "provider/model" (got {show_value(value)})')
     return value
 
 
@@ -144,7 +79,7 @@ def _entry_model(value: object) -> object:
     """Later upstream writes chain entries as ``{model: "p/m", …}``: read the model."""
     if isinstance(value, dict):
         if "model" not in value:
-            raise PydanticCustomError("model_entry", 'an object entry needs a "model" key')
+            fail('an object entry needs a "model" key')
         return value["model"]
     return value
 
@@ -157,6 +92,7 @@ def _chain_shape(value: object) -> object:
 
 
 def _blank_is_none(value: object) -> object:
+    """A blank string means "not set", as upstream reads it."""
     return None if isinstance(value, str) and not value.strip() else value
 
 
@@ -165,51 +101,56 @@ def _section_shape(value: object) -> object:
     return {"enabled": value} if isinstance(value, bool) else value
 
 
-class _ModelEntry(BaseModel):
-    """Schema only: a chain entry written as an object (other fields allowed, and ignored)."""
+def _name(value: object) -> str:
+    """A name that is not blank, trimmed (the agent that runs category tasks)."""
+    text: str = STR.check(value).strip()
+    if not text:
+        fail(got("must not be empty", value))
+    return text
 
-    model_config = ConfigDict(extra="allow", title="ModelEntry")
-    model: str
+
+def _normalize_keys(limits: dict[str, int]) -> dict[str, int]:
+    """Limits are looked up by trimmed, lower-cased key (spec §5.3): store them that way."""
+    return {key.strip().lower(): value for key, value in limits.items()}
 
 
-_ModelName = Annotated[StrictStr, AfterValidator(_check_model)]
-_ChainEntry = Annotated[_ModelName, BeforeValidator(_entry_model, json_schema_input_type=str | _ModelEntry)]
-_Chain = Annotated[
-    tuple[_ChainEntry, ...] | None,
-    BeforeValidator(_chain_shape, json_schema_input_type=str | list[str | _ModelEntry]),
-]
-_OptModel = Annotated[_ModelName | None, BeforeValidator(_blank_is_none)]
-_OptStr = Annotated[StrictStr | None, BeforeValidator(_blank_is_none)]
-_Count = Annotated[StrictInt, Range(0)]
-_AtLeast1 = Annotated[StrictInt, Range(1)]
-_AtLeast10 = Annotated[StrictInt, Range(10)]
-_Ms10s = Annotated[StrictInt, Range(10_000)]
-_Ms1min = Annotated[StrictInt, Range(60_000)]
-_Ms5min = Annotated[StrictInt, Range(300_000)]
+_MODEL_ENTRY = SchemaDef("_ModelEntry", {
+    "additionalProperties": True,
+    "description": "Schema only: a chain entry written as an object (other fields allowed, and ignored).",
+    "properties": {"model": {"title": "Model", "type": "string"}},
+    "required": ["model"], "title": "ModelEntry", "type": "object",
+})
+_ENTRY_SCHEMA = {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/_ModelEntry"}]}
+
+_MODEL_NAME = after(STR, _check_model)
+_CHAIN = before(_chain_shape, nullable(tuple_of(before(_entry_model, _MODEL_NAME))),
+                schema={"anyOf": [{"type": "string"}, {"items": _ENTRY_SCHEMA, "type": "array"}]},
+                refs=(_MODEL_ENTRY,))
+"""A chain: a list of ``provider/model`` (entries may be ``{model: …}``), or one as a string."""
+_OPT_MODEL = before(_blank_is_none, nullable(_MODEL_NAME))
+_OPT_STR = before(_blank_is_none, nullable(STR))
+_NAME = Kind(_name, {"minLength": 1, "type": "string"})
+_COUNT = integer(0)
+_COST_RATIO = nullable(number(0))
+_LIMITS = after(dict_of(_COUNT), _normalize_keys)
+_MS_1MIN = integer(60_000)
 
 # ---------------------------------------------------------------------------------------------
 # Models
 
 
-class _Frozen(BaseModel):
-    """Immutable and tolerant: unknown keys are reported by the loader, not rejected here."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    _ignored: ClassVar[Mapping[str, str | None]] = {}
-    """Keys read and ignored: None = silently (upstream knows them), else the warning to give."""
-
-
-class RuntimeFallbackConfig(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeFallbackConfig(Model):
     """``runtime_fallback``: when a session moves down its chain, and how often."""
 
     _ignored = {"session_timeout_ms": None}
-    enabled: StrictBool = True
-    retry_on_errors: tuple[Annotated[StrictInt, Range(100, 599)], ...] = DEFAULT_RETRY_ON_ERRORS
-    max_fallback_attempts: Annotated[StrictInt, Range(1, 20)] = 3
-    cooldown_seconds: Annotated[StrictFloat, Range(0)] = 60
-    timeout_seconds: Annotated[StrictFloat, Range(0)] = 30
-    notify_on_fallback: StrictBool = True
-    restore_primary_after_cooldown: StrictBool = True
+    enabled: bool = setting(BOOL, True)
+    retry_on_errors: tuple[int, ...] = setting(tuple_of(integer(100, 599)), DEFAULT_RETRY_ON_ERRORS)
+    max_fallback_attempts: int = setting(integer(1, 20), 3)
+    cooldown_seconds: float = setting(number(0), 60)
+    timeout_seconds: float = setting(number(0), 30)
+    notify_on_fallback: bool = setting(BOOL, True)
+    restore_primary_after_cooldown: bool = setting(BOOL, True)
     """The next user turn of a session moved off its primary goes back to it once it has cooled."""
 
 
@@ -217,17 +158,18 @@ _INFERENCE_FIELDS = ("temperature", "top_p", "maxTokens", "thinking", "reasoning
                      "tools", "max_prompt_tokens", "is_unstable_agent")
 
 
-class _ModelChoice(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ModelChoice(Model):
     """Fields agents and categories share: a primary model and a chain."""
 
-    model: _OptModel = None
-    models: _Chain = None
+    model: str | None = setting(_OPT_MODEL, None)
+    models: tuple[str, ...] | None = setting(_CHAIN, None)
     """4.x form ``[primary, fallback…]``."""
-    fallback_models: _Chain = None
-    variant: _OptStr = None
-    prompt_append: _OptStr = None
-    description: _OptStr = None
-    disable: StrictBool = False
+    fallback_models: tuple[str, ...] | None = setting(_CHAIN, None)
+    variant: str | None = setting(_OPT_STR, None)
+    prompt_append: str | None = setting(_OPT_STR, None)
+    description: str | None = setting(_OPT_STR, None)
+    disable: bool = setting(BOOL, False)
 
     @property
     def primary_model(self) -> str | None:
@@ -248,55 +190,51 @@ class _ModelChoice(_Frozen):
         return None
 
 
-_CostRatio = Annotated[StrictFloat, Range(0)]
-
-
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentConfig(_ModelChoice):
     """``agents.<name>``: any agent name, opencode's own or custom."""
 
     _ignored = dict.fromkeys(_INFERENCE_FIELDS + ("skills", "prompt", "mode", "color", "permission",
                                                   "providerOptions", "ultrawork", "compaction"))
-    category: _OptStr = None
-    max_cost_ratio: _CostRatio | None = None
+    category: str | None = setting(_OPT_STR, None)
+    max_cost_ratio: float | None = setting(_COST_RATIO, None)
     """This agent's spend guard; overrides ``baton.max_cost_ratio``."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CategoryConfig(_ModelChoice):
     """``categories.<name>``: model, chain and prompt of a task category."""
 
     _ignored = dict.fromkeys(_INFERENCE_FIELDS)
 
 
-class CircuitBreakerConfig(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitBreakerConfig(Model):
     """``background_task.circuitBreaker``: stops a subagent that loops on tool calls."""
 
-    enabled: StrictBool = True
-    max_tool_calls: _AtLeast10 | None = Field(default=None, alias="maxToolCalls")
-    consecutive_threshold: Annotated[StrictInt, Range(5)] = Field(default=20, alias="consecutiveThreshold")
+    enabled: bool = setting(BOOL, True)
+    max_tool_calls: int | None = setting(nullable(integer(10)), None, alias="maxToolCalls")
+    consecutive_threshold: int = setting(integer(5), 20, alias="consecutiveThreshold")
 
 
-class BackgroundTaskConfig(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackgroundTaskConfig(Model):
     """``background_task``: concurrency, timeouts and spawn limits (durations in ms)."""
 
-    default_concurrency: _Count = Field(default=5, alias="defaultConcurrency")
-    provider_concurrency: dict[str, _Count] = Field(default_factory=dict, alias="providerConcurrency")
-    model_concurrency: dict[str, _Count] = Field(default_factory=dict, alias="modelConcurrency")
-    stale_timeout_ms: _Ms1min = Field(default=180_000, alias="staleTimeoutMs")
-    message_staleness_timeout_ms: _Ms1min = Field(default=1_800_000, alias="messageStalenessTimeoutMs")
-    sync_poll_timeout_ms: _Ms1min = Field(default=600_000, alias="syncPollTimeoutMs")
-    max_depth: _AtLeast1 = Field(default=3, alias="maxDepth")
-    max_descendants: _AtLeast1 = Field(default=50, alias="maxDescendants")
-    task_ttl_ms: _Ms5min = Field(default=1_800_000, alias="taskTtlMs")
-    session_gone_timeout_ms: _Ms10s = Field(default=60_000, alias="sessionGoneTimeoutMs")
-    task_cleanup_delay_ms: _Ms1min = Field(default=600_000, alias="taskCleanupDelayMs")
-    max_tool_calls: _AtLeast10 = Field(default=4_000, alias="maxToolCalls")
-    circuit_breaker: CircuitBreakerConfig = Field(default=CircuitBreakerConfig(), alias="circuitBreaker")
-
-    @field_validator("provider_concurrency", "model_concurrency")
-    @classmethod
-    def _normalize_keys(cls, limits: dict[str, int]) -> dict[str, int]:
-        """Limits are looked up by trimmed, lower-cased key (spec §5.3): store them that way."""
-        return {key.strip().lower(): value for key, value in limits.items()}
+    default_concurrency: int = setting(_COUNT, 5, alias="defaultConcurrency")
+    provider_concurrency: dict[str, int] = setting(_LIMITS, factory=dict, alias="providerConcurrency")
+    model_concurrency: dict[str, int] = setting(_LIMITS, factory=dict, alias="modelConcurrency")
+    stale_timeout_ms: int = setting(_MS_1MIN, 180_000, alias="staleTimeoutMs")
+    message_staleness_timeout_ms: int = setting(_MS_1MIN, 1_800_000, alias="messageStalenessTimeoutMs")
+    sync_poll_timeout_ms: int = setting(_MS_1MIN, 600_000, alias="syncPollTimeoutMs")
+    max_depth: int = setting(integer(1), 3, alias="maxDepth")
+    max_descendants: int = setting(integer(1), 50, alias="maxDescendants")
+    task_ttl_ms: int = setting(integer(300_000), 1_800_000, alias="taskTtlMs")
+    session_gone_timeout_ms: int = setting(integer(10_000), 60_000, alias="sessionGoneTimeoutMs")
+    task_cleanup_delay_ms: int = setting(_MS_1MIN, 600_000, alias="taskCleanupDelayMs")
+    max_tool_calls: int = setting(integer(10), 4_000, alias="maxToolCalls")
+    circuit_breaker: CircuitBreakerConfig = setting(nested(CircuitBreakerConfig), CircuitBreakerConfig(),
+                                                    alias="circuitBreaker")
 
     @property
     def tool_call_cap(self) -> int | None:
@@ -306,25 +244,24 @@ class BackgroundTaskConfig(_Frozen):
         return self.circuit_breaker.max_tool_calls or self.max_tool_calls
 
 
-class BatonConfig(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatonConfig(Model):
     """``baton``: baton's own additions, which oh-my-opencode does not know."""
 
-    fallback_models: _Chain = None
+    fallback_models: tuple[str, ...] | None = setting(_CHAIN, None)
     """Default chain for a session no other rule covers."""
-    model_fallbacks: dict[_ModelName, _Chain] = Field(default_factory=dict)
+    model_fallbacks: dict[str, tuple[str, ...] | None] = setting(dict_of(_CHAIN, key=_MODEL_NAME), factory=dict)
     """Chain per primary model, exact ``provider/model`` match."""
-    category_agent: Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)] = (
-        DEFAULT_CATEGORY_AGENT
-    )
-    park_when_exhausted: StrictBool = True
+    category_agent: str = setting(_NAME, DEFAULT_CATEGORY_AGENT)
+    park_when_exhausted: bool = setting(BOOL, True)
     """With no usable model in the chain, hold the turn and re-send it when the first model cools."""
-    max_park_seconds: Annotated[StrictFloat, Range(0)] = 6 * 3600
+    max_park_seconds: float = setting(number(0), 6 * 3600)
     """A park that would last longer is not made (the journal says why)."""
-    max_cooldown_seconds: Annotated[StrictFloat, Range(1)] = 24 * 3600
+    max_cooldown_seconds: float = setting(number(1), 24 * 3600)
     """Cap on a cooldown learnt from the provider's reset time."""
-    max_cost_ratio: _CostRatio | None = None
+    max_cost_ratio: float | None = setting(_COST_RATIO, None)
     """Spend guard: skip a chain model costing more than this ratio of the failing model's. None: off."""
-    on_context_overflow: Literal["off", "larger-model"] = "off"
+    on_context_overflow: Literal["off", "larger-model"] = setting(one_of("off", "larger-model"), "off")
     """``larger-model``: a context overflow moves the session to the next chain model with a larger window."""
 
 
@@ -334,35 +271,35 @@ _UPSTREAM_KEYS = (
     "auto_update", "skills", "ralph_loop", "notification", "babysitting", "git_master", "lsp", "mcp",
     "browser_automation_engine", "websearch", "tmux", "start_work", "hashline_edit",
 )
+_RUNTIME_FALLBACK = before(_section_shape, nested(RuntimeFallbackConfig), schema={
+    "anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/RuntimeFallbackConfig"}]})
+"""``runtime_fallback``: the object, or ``true``/``false`` for only ``enabled``."""
 
 
-class Config(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config(Model):
     """Everything baton reads, merged from all files, plus where it came from."""
 
     _ignored = dict.fromkeys(_UPSTREAM_KEYS)
-    _internal: ClassVar[frozenset[str]] = frozenset({"sources", "warnings", "runtime_fallback_explicit"})
-    """Fields the loader fills in; a file cannot set them."""
+    _internal = frozenset({"sources", "warnings", "runtime_fallback_explicit"})
 
-    runtime_fallback: Annotated[
-        RuntimeFallbackConfig,
-        BeforeValidator(_section_shape, json_schema_input_type=bool | RuntimeFallbackConfig),
-    ] = RuntimeFallbackConfig()
-    agents: dict[str, AgentConfig] = Field(default_factory=dict)
-    categories: dict[str, CategoryConfig] = Field(default_factory=dict)
-    background_task: BackgroundTaskConfig = BackgroundTaskConfig()
-    baton: BatonConfig = BatonConfig()
-    disabled_hooks: tuple[StrictStr, ...] = ()
-    disabled_agents: tuple[StrictStr, ...] = ()
-    model_fallback: StrictBool = False
+    runtime_fallback: RuntimeFallbackConfig = setting(_RUNTIME_FALLBACK, RuntimeFallbackConfig())
+    agents: dict[str, AgentConfig] = setting(dict_of(nested(AgentConfig)), factory=dict)
+    categories: dict[str, CategoryConfig] = setting(dict_of(nested(CategoryConfig)), factory=dict)
+    background_task: BackgroundTaskConfig = setting(nested(BackgroundTaskConfig), BackgroundTaskConfig())
+    baton: BatonConfig = setting(nested(BatonConfig), BatonConfig())
+    disabled_hooks: tuple[str, ...] = setting(tuple_of(STR), ())
+    disabled_agents: tuple[str, ...] = setting(tuple_of(STR), ())
+    model_fallback: bool = setting(BOOL, False)
     """Upstream's legacy fallback hook; read only to warn that baton has one policy."""
-    sources: SkipJsonSchema[tuple[Path, ...]] = ()
+    sources: tuple[Path, ...] = ()
     """Files read, lowest precedence first."""
-    warnings: SkipJsonSchema[tuple[str, ...]] = ()
+    warnings: tuple[str, ...] = ()
     """One line per problem that did not stop loading; the CLI decides how to show them."""
-    runtime_fallback_explicit: SkipJsonSchema[bool] = False
+    runtime_fallback_explicit: bool = False
     """A file itself turns ``runtime_fallback`` on: what upstream's plugin (default off) acts on."""
-    _agent_memo: Any = PrivateAttr(None)
-    """Agent-name index, built by :func:`baton.chains.agent_key_for` on first use."""
+    _agent_memo: Any = field(default=None, init=False, repr=False, compare=False)
+    """Agent-name index, built by :func:`baton.chains.agent_key_for` on first use (its cache, not a setting)."""
 
     def max_cost_ratio_for(self, agent_key: str | None) -> float | None:
         """The spend guard for an agent: its own ``max_cost_ratio``, else ``baton.max_cost_ratio``;
@@ -370,3 +307,4 @@ class Config(_Frozen):
         agent = self.agents.get(agent_key) if agent_key else None
         own = agent.max_cost_ratio if agent is not None else None
         return own if own is not None else self.baton.max_cost_ratio
+

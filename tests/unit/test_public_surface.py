@@ -39,6 +39,7 @@ SNAPSHOT: dict[str, list[str]] = {
         "describe", "resolve_chain",
     ],
     "baton.cli": ["app", "main"],
+    "baton.cli_console": ["err", "fail", "out"],
     "baton.cli_store": ["explain", "migrate_database", "read_journal", "store_app"],
     "baton.cli_views": ["status_view", "tasks_table"],
     "baton.clock": ["Clock", "SystemClock"],
@@ -252,6 +253,11 @@ SNAPSHOT: dict[str, list[str]] = {
     "baton.tools": [
         "DEFAULT_OUTPUT_TIMEOUT_MS", "PROGRESS_INTERVAL_S", "SERVER_NAME", "TOOL_NAMES", "build_mcp_app",
         "build_server", "tool_definitions",
+    ],
+    "baton.validation": [
+        "BOOL", "Invalid", "Issue", "Kind", "Model", "Range", "STR", "SchemaDef", "Segment", "after",
+        "before", "dict_of", "fail", "file_fields", "got", "integer", "json_schema", "key_path", "model",
+        "nullable", "number", "number_text", "one_of", "setting", "show_value", "tuple_of",
     ],
 }
 

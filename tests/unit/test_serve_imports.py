@@ -2,7 +2,7 @@
 
 A fresh interpreter imports ``baton.daemon`` (what serve runs) and reports what got loaded: no MCP
 SDK (baton serves MCP itself), no rich (terminal rendering), no psycopg (only with a PostgreSQL
-store), no test tooling or demo.
+store), no pydantic (the settings have their own small validation), no test tooling or demo.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import subprocess
 import sys
 
 SERVE_NEVER_LOADS = ("mcp", "mcp_types", "rich", "pygments", "psycopg", "psycopg_pool", "baton.testing",
-                     "baton.demo", "baton.demo_fleet", "baton.doctor", "baton.cli_views", "hypothesis", "pytest")
+                     "baton.demo", "baton.demo_fleet", "baton.doctor", "baton.cli_views", "hypothesis", "pytest",
+                     "pydantic", "pydantic_core")
 
 
 def loaded_by(statement: str) -> set[str]:
