@@ -176,7 +176,14 @@ def standby_app(health: Callable[[], dict[str, object]], *, token: str, names: f
         body = health() if request.state.authenticated else {}
         return JSONResponse({"attached": False, **body}, status_code=503)
 
-    return Guard(Starlette(routes=[Route("/healthz", healthz)]), token, names)
+    async def page(_: Request) -> Response:
+        """The dashboard's address on a standby: say so, and who drives (the cookie opened it)."""
+        now = health()
+        text = (f"This baton stands by: {now.get('driver') or 'another baton'} drives the opencode server "
+                f"{now.get('opencode')}. Its dashboard is there; this one takes over if that baton stops.")
+        return PlainTextResponse(text, status_code=503, headers=SECURITY_HEADERS)
+
+    return Guard(Starlette(routes=[Route("/healthz", healthz), Route("/", page)]), token, names)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -23,7 +23,7 @@ from baton.auth import (
     origin_allowed,
     read_token,
 )
-from baton.server import Guard
+from baton.server import Guard, standby_app
 
 TOKEN = "s3cret-token"
 
@@ -142,3 +142,13 @@ def test_dashboard_cookie_matching() -> None:
     assert not dashboard_cookie_matches(f"baton_dashboard_1={value}x", "baton_dashboard_1", TOKEN)
     assert not dashboard_cookie_matches(f"baton_dashboard_2={value}", "baton_dashboard_1", TOKEN)
     assert not dashboard_cookie_matches(None, "baton_dashboard_1", TOKEN)
+
+
+def test_a_standby_s_dashboard_address_says_who_drives() -> None:
+    health = {"state": "standby", "driver": "devbox:4097", "opencode": "http://127.0.0.1:4096"}
+    client = TestClient(standby_app(lambda: health, token=TOKEN), base_url="http://127.0.0.1:4097")
+    assert client.get("/").status_code == 401
+    login = client.get(f"/?token={TOKEN}", follow_redirects=False)
+    assert login.status_code == 303
+    page = client.get("/", headers={"Cookie": login.headers["set-cookie"].split(";")[0]})
+    assert page.status_code == 503 and "stands by" in page.text and "devbox:4097" in page.text
