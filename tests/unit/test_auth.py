@@ -145,7 +145,7 @@ def test_dashboard_cookie_matching() -> None:
 
 
 def test_a_standby_s_dashboard_address_says_who_drives() -> None:
-    health = {"state": "standby", "driver": "devbox:4097", "opencode": "http://127.0.0.1:4096"}
+    health: dict[str, object] = {"state": "standby", "driver": "devbox:4097", "opencode": "http://127.0.0.1:4096"}
     client = TestClient(standby_app(lambda: health, token=TOKEN), base_url="http://127.0.0.1:4097")
     assert client.get("/").status_code == 401
     login = client.get(f"/?token={TOKEN}", follow_redirects=False)
