@@ -1,9 +1,9 @@
 """Config problems by file, line and column: the error type, key paths, validation, unknown keys.
 
 Reading and parsing JSONC is :mod:`baton.jsonc`. A wrong *value* is found later, by
-:mod:`baton.validation`, which only knows the key path: :class:`JsoncFile` turns that path back into a line and column
-with the file's :class:`~baton.jsonc.TextIndex`, which reads each object on the way once, so
-that reporting a thousand keys costs one pass over the text.
+:mod:`baton.validation`, which only knows the key path: :class:`JsoncFile` turns that path back
+into a line and column with the file's :class:`~baton.jsonc.TextIndex`, which reads each object
+on the way once, so that reporting a thousand keys costs one pass over the text.
 
 Nothing here knows baton's keys: :mod:`baton.config` passes its models in.
 """
@@ -150,8 +150,8 @@ def unknown_keys(data: object, model: type[Model], path: tuple[Segment, ...] = (
     """(key path, message) for each key ``model`` does not read, below ``path``.
 
     A model may list keys it tolerates in its ``_ignored`` class variable (key -> None to stay
-    silent, or a message to give instead of "unknown"); fields a file cannot set (``_internal``)
-    are not file keys. Nested models and maps of models are walked too.
+    silent, or a message to give instead of "unknown"). Nested models and maps of models are
+    walked too.
     """
     out: list[tuple[tuple[Segment, ...], str]] = []
     if not isinstance(data, dict):
@@ -185,4 +185,3 @@ def locate(text: str, path: Sequence[Segment], *, key: bool = False) -> tuple[in
     except (IndexError, ValueError, RecursionError):
         return None
     return None if offset is None else index.place(offset)
-

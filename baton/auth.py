@@ -31,6 +31,7 @@ __all__ = [
     "load_token",
     "origin_allowed",
     "read_token",
+    "token_matches",
 ]
 
 TOKEN_ENV = "BATON_TOKEN"
@@ -77,7 +78,12 @@ def bearer_matches(header: str | None, token: str) -> bool:
     if not header:
         return False
     scheme, _, value = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+    return scheme.lower() == "bearer" and token_matches(value.strip(), token)
+
+
+def token_matches(given: str, token: str) -> bool:
+    """``given`` is the token, compared in constant time (a header's, or the dashboard link's)."""
+    return hmac.compare_digest(given.encode(), token.encode())
 
 
 def dashboard_cookie(token: str) -> str:

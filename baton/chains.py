@@ -22,7 +22,7 @@ _AGENT_CACHE_LIMIT = 1024
 
 @dataclass
 class _AgentMemo:
-    """Name index and lookups for one ``agents`` map; a copy with other agents rebuilds it."""
+    """Name index and lookups for one config's ``agents`` map, built on first use."""
 
     agents: Mapping[str, AgentConfig]
     by_lower: dict[str, str]
@@ -35,7 +35,7 @@ def agent_key_for(config: Config, raw_agent: str | None) -> str | None:
     if raw_agent is None:
         return None
     memo: _AgentMemo | None = config._agent_memo
-    if memo is None or memo.agents is not config.agents:
+    if memo is None:  # a copy (dataclasses.replace) starts without one: init=False fields are not copied
         memo = _index_agents(config.agents)
         object.__setattr__(config, "_agent_memo", memo)  # a cache on a frozen Config, not a setting
     if raw_agent not in memo.cache:

@@ -100,8 +100,7 @@ def load_config(
     seen: set[tuple[str, str]] = set()
     checked: tuple[dict[str, Any], Config] | None = None
     for file in files:
-        keys = _file_keys(file.settings)
-        checked = keys, validate(Config, keys, file)
+        checked = file.settings, validate(Config, file.settings, file)
         _collect_warnings(file, warnings, seen)
         _merge(merged, file.settings)
     return _finish(merged, files, warnings, checked if len(files) == 1 else None)
@@ -176,10 +175,6 @@ def _clean(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: drop_nulls(v) for k, v in settings.items() if v is not None and k[:1] not in ("_", "$")}
 
 
-def _file_keys(settings: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in settings.items() if k not in Config._internal}
-
-
 def _collect_warnings(file: JsoncFile, warnings: list[str], seen: set[tuple[str, str]]) -> None:
     """Unknown keys, keys with a note, and chain entries written as objects: one line each.
 
@@ -246,9 +241,9 @@ def _finish(merged: dict[str, Any], files: Sequence[JsoncFile], warnings: list[s
     if merged.get("model_fallback") is True:
         warnings.append("model_fallback: true has no effect here: baton has one fallback policy "
                         "(runtime_fallback); turn it off so that oh-my-opencode does not run its own")
-    keys = _file_keys(merged)  # one file unchanged: its Config stands (validating is most of a big file's time)
-    config = checked[1] if checked is not None and keys == checked[0] else validate(
-        Config, keys, files[0] if len(files) == 1 else None)
+    # one file unchanged: its Config stands (validating is most of a big file's time)
+    config = checked[1] if checked is not None and merged == checked[0] else validate(
+        Config, merged, files[0] if len(files) == 1 else None)
     return config.model_copy(update={
         "sources": tuple(file.path for file in files),
         "warnings": tuple(warnings),

@@ -124,6 +124,26 @@ class Engine:
         reason = self.policy.passive_reason
         return "active" if reason is None else f"passive: {reason}"
 
+    def sessions(self, now: float) -> list[dict[str, Any]]:
+        """The sessions with fallback state, newest activity first (``/status``, the dashboard)."""
+        return [
+            {
+                "id": s.session_id, "status": s.status, "agent": s.agent, "original": s.original,
+                "current": s.current, "attempts": s.attempts, "max_attempts": s.max_attempts,
+                "chain": list(s.chain), "awaiting": s.awaiting,
+                "parked_until": s.parked_until, "park_model": s.park_model,
+            }
+            for s in self.policy.snapshot(now)
+        ]
+
+    def cooldowns(self, now: float) -> list[dict[str, Any]]:
+        """The models cooling at ``now``, with where each end came from."""
+        return [
+            {"model": model, "until": until, "seconds_left": math.ceil(until - now),
+             "source": self.policy.cooldowns.source(model)}
+            for model, until in self.policy.cooldowns.active(now)
+        ]
+
     def stats(self) -> EngineStats:
         now = self.clock.time()
         return EngineStats(
@@ -132,20 +152,8 @@ class Engine:
             events=self.router.events,
             connects=self.stream.connects,
             last_event_at=self.router.last_event_at,
-            sessions=[
-                {
-                    "id": s.session_id, "status": s.status, "agent": s.agent, "original": s.original,
-                    "current": s.current, "attempts": s.attempts, "max_attempts": s.max_attempts,
-                    "chain": list(s.chain), "awaiting": s.awaiting,
-                    "parked_until": s.parked_until, "park_model": s.park_model,
-                }
-                for s in self.policy.snapshot(now)
-            ],
-            cooldowns=[
-                {"model": model, "until": until, "seconds_left": math.ceil(until - now),
-                 "source": self.policy.cooldowns.source(model)}
-                for model, until in self.policy.cooldowns.active(now)
-            ],
+            sessions=self.sessions(now),
+            cooldowns=self.cooldowns(now),
             fallbacks=self.fallback.fallbacks,
             fallback=self.fallback_mode(),
             tasks=[asdict(view) for view in self.scheduler.snapshot(now)],

@@ -71,7 +71,9 @@ def _rich_traceback(sio: TextIO, exc_info: structlog.typing.ExcInfo) -> None:
     from rich.traceback import Traceback
 
     sio.write("\n")
-    Console(file=sio, color_system="truecolor").print(Traceback.from_exception(*exc_info, show_locals=True))
+    # structlog's own rich formatter's settings: the terminal's width, long lines wrapped.
+    traceback = Traceback.from_exception(*exc_info, show_locals=True, width=None, word_wrap=True)
+    Console(file=sio, color_system="truecolor").print(traceback)
 
 
 def _identity(

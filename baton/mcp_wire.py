@@ -152,8 +152,8 @@ class McpEndpoint:
     def __init__(self, server: McpServer) -> None:
         self.server = server
         self._calls: set[anyio.CancelScope] = set()
-        self._stopping = False
         self._all_ended: anyio.Event | None = None
+        """Made when the endpoint stops (so: set while stopping), set once no call runs."""
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -164,7 +164,6 @@ class McpEndpoint:
         try:
             yield
         finally:
-            self._stopping = True
             self._all_ended = anyio.Event()
             if not self._calls:
                 self._all_ended.set()
@@ -226,7 +225,7 @@ class McpEndpoint:
         answer = await self._call(receive, self._answer(payload, None))
         if answer is not None:
             await _respond(send, 200, answer)
-        elif self._stopping:
+        elif self._all_ended is not None:  # stopping: the call was cancelled, not answered
             await _respond(send, 503, _error(payload["id"], INTERNAL_ERROR, "baton is stopping"))
 
     async def _batch(self, batch: list[Any], version: str, named: str | None, accepts_json: bool,

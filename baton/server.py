@@ -26,7 +26,14 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from baton.auth import bearer_matches, dashboard_cookie, dashboard_cookie_matches, host_allowed, origin_allowed
+from baton.auth import (
+    bearer_matches,
+    dashboard_cookie,
+    dashboard_cookie_matches,
+    host_allowed,
+    origin_allowed,
+    token_matches,
+)
 from baton.clock import Clock
 from baton.dashboard.routes import SECURITY_HEADERS, dashboard_routes
 from baton.engine import Engine
@@ -93,11 +100,10 @@ class Guard:
             response.headers["www-authenticate"] = "Bearer"
         await response(scope, receive, send)
 
-
     async def _login(self, given: str, scope: Scope, receive: Receive, send: Send) -> None:
         """``/?token=...``: set the dashboard cookie and send the browser to ``/``, so the token
         leaves the address bar and the history at once."""
-        if not bearer_matches(f"Bearer {given}", self.token):
+        if not token_matches(given, self.token):
             response: Response = PlainTextResponse("wrong token in the link: run `baton status` for a fresh one",
                                                    status_code=401, headers=SECURITY_HEADERS)
         else:

@@ -71,7 +71,7 @@ def _check_model(value: str) -> str:
     value = value.strip()
     provider, _, model_id = value.partition("/")
     if not provider or not model_id:
-        fail(f'must be "provider/model" (got {show_value(value)})')
+        fail(got('must be "provider/model"', value))
     return value
 
 
@@ -281,7 +281,6 @@ class Config(Model):
     """Everything baton reads, merged from all files, plus where it came from."""
 
     _ignored = dict.fromkeys(_UPSTREAM_KEYS)
-    _internal = frozenset({"sources", "warnings", "runtime_fallback_explicit"})
 
     runtime_fallback: RuntimeFallbackConfig = setting(_RUNTIME_FALLBACK, RuntimeFallbackConfig())
     agents: dict[str, AgentConfig] = setting(dict_of(nested(AgentConfig)), factory=dict)
@@ -307,4 +306,3 @@ class Config(Model):
         agent = self.agents.get(agent_key) if agent_key else None
         own = agent.max_cost_ratio if agent is not None else None
         return own if own is not None else self.baton.max_cost_ratio
-

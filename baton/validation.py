@@ -21,12 +21,14 @@ are imported: :mod:`baton.settings`, which the deciders import, must stay standa
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, NoReturn, TypeVar
+from typing import Any, ClassVar, NamedTuple, NoReturn, TypeVar, cast
 
 from baton.errors import BatonError
 
@@ -64,6 +66,7 @@ Segment = str | int
 
 _IDENTIFIER = re.compile(r"[A-Za-z_$][\w$-]*")
 _M = TypeVar("_M", bound="Model")
+_F = TypeVar("_F", bound=Callable[..., Any])
 Check = Callable[[Any], Any]
 
 # ---------------------------------------------------------------------------------------------
@@ -160,10 +163,13 @@ class Kind:
     model: type[Model] | None = None
     """The model this kind holds (directly, or as the values of a map when ``is_map``)."""
     is_map: bool = False
-    titled: bool = True
-    """Whether a property of this kind gets a title in the schema (a model reference does not)."""
     refs: tuple[type[Model] | SchemaDef, ...] = ()
     """Definitions the schema refers to."""
+
+    @property
+    def titled(self) -> bool:
+        """Whether a property of this kind gets a title in the schema (a model reference does not)."""
+        return self.model is None or self.is_map
 
 
 @dataclass(frozen=True)
@@ -329,7 +335,7 @@ def dict_of(value_kind: Kind, key: Kind | None = None) -> Kind:
 
 def model(cls: type[Model]) -> Kind:
     """A nested model, written as an object."""
-    return Kind(_model_check(cls), {"$ref": f"#/$defs/{cls.__name__}"}, model=cls, titled=False, refs=(cls,))
+    return Kind(_model_check(cls), {"$ref": f"#/$defs/{cls.__name__}"}, model=cls, refs=(cls,))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,8 +352,6 @@ class Model:
     __slots__ = ()
     _ignored: ClassVar[Mapping[str, str | None]] = {}
     """Keys read and ignored: None = silently (upstream knows them), else the warning to give."""
-    _internal: ClassVar[frozenset[str]] = frozenset()
-    """Fields the loader fills in; a file cannot set them."""
 
     @classmethod
     def model_validate(cls: type[_M], data: object) -> _M:
@@ -377,20 +381,17 @@ def _settings(cls: type[Model]) -> list[tuple[str, dataclasses.Field[Any], Kind]
     return [(f.metadata["key"] or f.name, f, f.metadata["kind"]) for f in fields if "kind" in f.metadata]
 
 
-_CHECKS: dict[type[Model], Check] = {}
-_FILE_FIELDS: dict[type[Model], dict[str, tuple[type[Model] | None, bool]]] = {}
+def _per_model(fn: _F) -> _F:
+    """``functools.cache``, keeping ``fn``'s signature (to mypy a class is not ``Hashable``)."""
+    return cast(_F, functools.cache(fn))
 
 
+@_per_model
 def _model_check(cls: type[Model]) -> Check:
-    """The check of a model, built once per model."""
-    check = _CHECKS.get(cls)
-    if check is None:
-        check = _CHECKS[cls] = _build_check(cls)
-    return check
+    """The check of a model (built once per model): an object whose known keys are each checked.
 
-
-def _build_check(cls: type[Model]) -> Check:
-    """An object whose known keys are each checked; every problem is reported."""
+    Every problem is reported.
+    """
     by_key = {key: (field.name, kind.check, order) for order, (key, field, kind) in enumerate(_settings(cls))}
 
     def check(data: object) -> Model:
@@ -415,12 +416,10 @@ def _build_check(cls: type[Model]) -> Check:
     return check
 
 
+@_per_model
 def file_fields(cls: type[Model]) -> dict[str, tuple[type[Model] | None, bool]]:
     """File key -> (the model it holds, whether a map of them) for each field a file may set."""
-    fields = _FILE_FIELDS.get(cls)
-    if fields is None:
-        fields = _FILE_FIELDS[cls] = {key: (kind.model, kind.is_map) for key, _, kind in _settings(cls)}
-    return fields
+    return {key: (kind.model, kind.is_map) for key, _, kind in _settings(cls)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,8 +446,6 @@ def json_schema(cls: type[Model]) -> dict[str, Any]:
 
 
 def _model_schema(cls: type[Model]) -> dict[str, Any]:
-    import inspect  # only the schema command needs it
-
     properties: dict[str, Any] = {}
     for key, field, kind in _settings(cls):
         prop = dict(kind.schema)

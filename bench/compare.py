@@ -52,7 +52,9 @@ import httpx2
 from baton.testing.baton_process import BatonProcess
 from baton.testing.fake_provider import Answer, FakeProvider, LoggedRequest, Refuse, ToolCall
 from baton.testing.opencode import OPENCODE_VERSION, OpencodeServer, baton_cache_dir
+from baton.testing.opencode_install import npm_install
 from baton.testing.recorder import EventRecorder
+from baton.testing.waiting import wait_until
 
 PLUGIN = "oh-my-opencode"
 PLUGIN_VERSION = "4.19.4"
@@ -80,24 +82,11 @@ def install_plugin(root: Path, timeout: float) -> Path:
     marker = root / f".installed-{PLUGIN}-{PLUGIN_VERSION}"
     if marker.exists() and entry.exists():
         return entry
-    npm = shutil.which("npm")
-    if npm is None:
-        raise SystemExit(f"compare.py: npm is not on PATH, cannot install {PLUGIN}@{PLUGIN_VERSION}")
-    root.mkdir(parents=True, exist_ok=True)
-    manifest = root / "package.json"
-    if not manifest.exists():  # keeps npm from adopting a package.json further up the tree
-        manifest.write_text('{"name": "baton-bench-compare", "private": true}\n', encoding="utf-8")
-    cmd = [npm, "install", "--prefix", str(root), "--no-audit", "--no-fund", "--ignore-scripts",
-           "--fetch-timeout=20000", "--fetch-retries=1", f"{PLUGIN}@{PLUGIN_VERSION}"]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise SystemExit(f"compare.py: `npm install {PLUGIN}@{PLUGIN_VERSION}` did not finish within "
-                         f"{timeout:.0f} s (is the npm registry reachable?)") from None
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-        raise SystemExit(f"compare.py: `npm install {PLUGIN}@{PLUGIN_VERSION}` failed "
-                         f"(exit {done.returncode}):\n{tail}")
+        npm_install(root, f"{PLUGIN}@{PLUGIN_VERSION}", timeout=timeout,
+                    extra_args=("--ignore-scripts", "--fetch-timeout=20000", "--fetch-retries=1"))
+    except RuntimeError as exc:
+        raise SystemExit(f"compare.py: {exc}") from None
     manifest = root / "node_modules" / PLUGIN / "package.json"
     version = json.loads(manifest.read_text(encoding="utf-8")).get("version") if manifest.exists() else None
     if version != PLUGIN_VERSION or not entry.exists():
@@ -145,10 +134,6 @@ class World:
     task_tool: str
     task_extra: dict[str, Any] = field(default_factory=dict)
 
-    def at(self, event: dict[str, Any]) -> float:
-        """An event's arrival on this process's monotonic clock (the provider logs on the same)."""
-        return self.events._t0 + float(event["_t"])
-
 
 def _plugin_parent_agent(opencode: OpencodeServer) -> str:
     """The plugin's primary Sisyphus agent; asking also proves the plugin loaded."""
@@ -188,22 +173,12 @@ def open_world(side: str, provider: FakeProvider, models: tuple[str, ...], plugi
 # -- one run of each scenario ----------------------------------------------------------------------
 
 
-def _wait(condition: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
-    """Poll `condition` until truthy; a bounded wait that says what did not happen."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.01)
-    return value
-
-
 def _request_for(provider: FakeProvider, model: str, marker: str) -> LoggedRequest:
     """The first chat request for `model` whose messages carry `marker` (this run's prompt)."""
     def found() -> LoggedRequest | None:
         return next((r for r in provider.requests_for(model) if marker in json.dumps(r.body.get("messages"))), None)
 
-    result: LoggedRequest = _wait(found, f"request for {model} carrying {marker!r}")
+    result: LoggedRequest = wait_until(found, WAIT_S, f"request for {model} carrying {marker!r}", every=0.01)
     return result
 
 
@@ -233,7 +208,7 @@ def fallback_ms(world: World, provider: FakeProvider, tag: str) -> tuple[float, 
     refused = [r for r in provider.requests_for("primary")
                if text in json.dumps(r.body.get("messages")) and r.received < request.received]
     _settle(world, session)
-    return (request.received - world.at(retry)) * 1000, (request.received - refused[-1].received) * 1000
+    return (request.received - world.events.at(retry)) * 1000, (request.received - refused[-1].received) * 1000
 
 
 def prompt_ms(world: World, provider: FakeProvider, tag: str) -> tuple[float, float]:
@@ -247,7 +222,7 @@ def prompt_ms(world: World, provider: FakeProvider, tag: str) -> tuple[float, fl
     idle = world.events.wait_type("session.idle", session, WAIT_S, after=mark)
     request = _request_for(provider, "primary", text)
     _settle(world, session)
-    return (world.at(idle) - sent) * 1000, (request.received - sent) * 1000
+    return (world.events.at(idle) - sent) * 1000, (request.received - sent) * 1000
 
 
 def _texts(message: dict[str, Any]) -> str:
@@ -270,19 +245,20 @@ def notify_ms(world: World, provider: FakeProvider, tag: str, parent_model: str)
     parent = oc.create_session(f"parent {tag}")["id"]
     oc.prompt_async(parent, "delegate", model=parent_model, agent=world.parent_agent)
     with oc.client() as client:
-        children = _wait(lambda: client.get(f"/session/{parent}/children").json(), "child session started")
+        children = wait_until(lambda: client.get(f"/session/{parent}/children").json(), WAIT_S,
+                              "child session started", every=0.01)
     child = children[0]["id"]
 
     def child_done() -> float:
         return max((m["info"]["time"].get("completed", 0) for m in oc.messages(child)
                     if m["info"]["role"] == "assistant" and answer in _texts(m)), default=0)
 
-    done = _wait(child_done, "child answered")
+    done = wait_until(child_done, WAIT_S, "child answered", every=0.01)
 
     def notice() -> list[dict[str, Any]]:  # both sides' notifications name the task's description
         return [m for m in oc.messages(parent) if m["info"]["role"] == "user" and description in _texts(m)]
 
-    first = _wait(notice, "parent notified")[0]
+    first = wait_until(notice, WAIT_S, "parent notified", every=0.01)[0]
     _settle(world, parent)
     return (float(first["info"]["time"]["created"] - done),)
 

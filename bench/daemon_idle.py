@@ -21,24 +21,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from baton.testing.baton_process import BatonProcess
 from baton.testing.fake_provider import Answer, FakeProvider
 from baton.testing.opencode import OpencodeServer
+from baton.testing.waiting import wait_until
 
 TARGET_MB = 50.0
 TARGET_CPU_PERCENT = 0.5
 _IMPORT_RSS = "import baton.daemon, resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-
-
-def _wait(condition: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark step did not finish")
-        time.sleep(0.05)
-    return value
 
 
 def memory_mb(pid: int) -> dict[str, float]:
@@ -77,21 +68,23 @@ def main() -> None:
         for session in sessions:
             opencode.prompt_async(session, "say hello")
         for session in sessions:
-            _wait(lambda s=session: any(m["info"]["role"] == "assistant" and m["info"]["time"].get("completed")
-                                        for m in opencode.messages(s)))
-        _wait(lambda: not opencode.session_status())
-        tracked = _wait(lambda: (ids := {s["id"] for s in baton.status()["sessions"]}) >= set(sessions) and ids)
+            wait_until(lambda s=session: any(m["info"]["role"] == "assistant" and m["info"]["time"].get("completed")
+                                             for m in opencode.messages(s)), 60, "a session's answer", every=0.02)
+        wait_until(lambda: not opencode.session_status(), 60, "every session idle", every=0.02)
+        wanted = set(sessions)
+        wait_until(lambda: wanted <= {s["id"] for s in baton.status()["sessions"]}, 60,
+                   "every session tracked by baton", every=0.02)
         time.sleep(args.settle)
         before = memory_mb(baton.pid)
         cpu_start, wall_start = cpu_seconds(baton.pid), time.monotonic()
         time.sleep(args.window)
         cpu_used, wall = cpu_seconds(baton.pid) - cpu_start, time.monotonic() - wall_start
         after = memory_mb(baton.pid)
-        still = len({s["id"] for s in baton.status()["sessions"]} & set(sessions))
+        still = len({s["id"] for s in baton.status()["sessions"]} & wanted)
     cpu_percent = 100.0 * cpu_used / wall
     rss = max(before["VmRSS"], after["VmRSS"])
     print(f"machine: {platform.machine()} · {os.cpu_count()} cores · Python {platform.python_version()}")
-    print(f"sessions tracked: {len(tracked & set(sessions))} (still {still} after the window) · "
+    print(f"sessions tracked: {len(wanted)} (still {still} after the window) · "
           f"settle {args.settle:g} s · window {wall:.1f} s")
     print(f"import baton.daemon alone: {import_rss_mb():.1f} MB resident")
     print(f"idle serve resident memory: {rss:.1f} MB (peak {after['VmHWM']:.1f} MB; "

@@ -19,22 +19,12 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 from baton.testing.baton_process import BatonProcess
 from baton.testing.fake_provider import Answer, FakeProvider, ToolCall
 from baton.testing.opencode import OpencodeServer
-
-
-def _wait(condition: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark step did not finish")
-        time.sleep(0.02)
-    return value
+from baton.testing.waiting import wait_until
 
 
 def main() -> None:
@@ -54,10 +44,12 @@ def main() -> None:
             provider.script("backup", Answer(f"child answer {run}", delay=args.child_delay))
             parent = opencode.create_session(f"parent {run}")["id"]
             opencode.prompt_async(parent, "delegate")
-            task = _wait(lambda r=run: next((t for t in baton.task_rows() if t["description"] == f"bench {r}"
-                                             and t["status"] == "completed"), None))
-            notice = _wait(lambda p=parent, t=task: [m for m in opencode.messages(p) if m["info"]["role"] == "user"
-                                                     and any(t["id"] in x.get("text", "") for x in m["parts"])])
+            task = wait_until(lambda r=run: next((t for t in baton.task_rows() if t["description"] == f"bench {r}"
+                                                  and t["status"] == "completed"), None),
+                              30, "the task's end", every=0.02)
+            notice = wait_until(lambda p=parent, t=task: [m for m in opencode.messages(p) if m["info"]["role"] == "user"
+                                                          and any(t["id"] in x.get("text", "") for x in m["parts"])],
+                                30, "the parent's notice", every=0.02)
             child = opencode.messages(task["session_id"])
             done = max(m["info"]["time"].get("completed", 0) for m in child if m["info"]["role"] == "assistant")
             latencies.append(notice[0]["info"]["time"]["created"] - done)

@@ -64,12 +64,12 @@ def dashboard_routes(engine: Engine) -> list[BaseRoute]:
     chains = _Chains()
 
     def current(fleet: dict[str, Any] | None) -> dict[str, Any]:
-        stats = engine.stats()
         now = engine.clock.time()
         return picture(Picture(
-            health=engine.health(), sessions=stats.sessions, cooldowns=stats.cooldowns,
+            health=engine.health(), sessions=engine.sessions(now), cooldowns=engine.cooldowns(now),
             chains=chains.of(engine.policy.state.config), tasks=engine.scheduler.snapshot(now, include_ended=True),
-            journal=engine.fallback.recent, fallbacks=stats.fallbacks, events=stats.events, fleet=fleet))
+            journal=engine.fallback.recent, fallbacks=engine.fallback.fallbacks, events=engine.router.events,
+            fleet=fleet))
 
     def asset(name: str) -> Route:
         async def serve(_: Request) -> Response:

@@ -13,10 +13,10 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["OPENCODE_VERSION", "baton_cache_dir", "file_lock", "find_opencode"]
+__all__ = ["OPENCODE_VERSION", "baton_cache_dir", "file_lock", "find_opencode", "npm_install"]
 
 OPENCODE_VERSION = "1.18.33"
 """The opencode release baton is tested against."""
@@ -88,30 +88,34 @@ def find_opencode(cache_dir: Path | None = None, install: bool = True) -> Path:
     with file_lock(cache.parent / f"{cache.name}.lock"):
         if binary.exists() and _version_of(binary) == OPENCODE_VERSION:
             return binary  # another process installed it while we waited
-        _npm_install_opencode(cache)
+        npm_install(cache, f"opencode-ai@{OPENCODE_VERSION}", fix=(
+            f"Install Node.js and npm, or point BATON_OPENCODE_BIN at an opencode binary {OPENCODE_VERSION}."))
     version = _version_of(binary)
     if version != OPENCODE_VERSION:
         raise RuntimeError(f"installed opencode at {binary} reports version {version!r}, not {OPENCODE_VERSION}")
     return binary
 
 
-def _npm_install_opencode(cache: Path) -> None:
+def npm_install(root: Path, spec: str, *, extra_args: Sequence[str] = (), timeout: float = 900.0,
+                fix: str = "Install Node.js and npm.") -> None:
+    """``npm install spec`` into ``root``, bounded; RuntimeError with npm's last words when it fails.
+
+    ``root`` gets a package.json of its own first, so npm never adopts one further up the tree.
+    """
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeError(
-            f"cannot install opencode {OPENCODE_VERSION}: npm is not on PATH. Install Node.js and npm, "
-            "or point BATON_OPENCODE_BIN at an opencode binary."
-        )
-    cache.mkdir(parents=True, exist_ok=True)
-    manifest = cache / "package.json"
-    if not manifest.exists():  # keeps npm from adopting a package.json further up the tree
-        manifest.write_text('{"name": "baton-opencode", "private": true}\n', encoding="utf-8")
-    cmd = [npm, "install", "--no-audit", "--no-fund", f"opencode-ai@{OPENCODE_VERSION}"]
-    _log.info("installing opencode %s into %s", OPENCODE_VERSION, cache)
+        raise RuntimeError(f"cannot install {spec}: npm is not on PATH. {fix}")
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = root / "package.json"
+    if not manifest.exists():
+        manifest.write_text('{"name": "baton-npm-cache", "private": true}\n', encoding="utf-8")
+    cmd = [npm, "install", "--no-audit", "--no-fund", *extra_args, spec]
+    _log.info("installing %s into %s", spec, root)
     try:
-        done = subprocess.run(cmd, cwd=cache, capture_output=True, text=True, timeout=900, check=False)
+        done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"`{' '.join(cmd)}` in {cache} timed out after {exc.timeout}s") from exc
+        raise RuntimeError(f"`{' '.join(cmd)}` in {root} timed out after {exc.timeout}s "
+                           "(is the npm registry reachable?)") from exc
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-20:])
-        raise RuntimeError(f"`{' '.join(cmd)}` in {cache} failed with exit code {done.returncode}:\n{tail}")
+        raise RuntimeError(f"`{' '.join(cmd)}` in {root} failed with exit code {done.returncode}:\n{tail}")

@@ -36,6 +36,10 @@ class EventRecorder:
         self._t0 = 0.0
         self.error: BaseException | None = None
 
+    def at(self, event: dict[str, Any]) -> float:
+        """When ``event`` arrived, on ``time.monotonic()`` (``_t`` counts from the subscription)."""
+        return self._t0 + float(event["_t"])
+
     @property
     def events(self) -> list[dict[str, Any]]:
         """A snapshot of the events so far."""

@@ -7,7 +7,6 @@ records why, so the table shows how many of how many survived and the assertion 
 from __future__ import annotations
 
 import json
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import pytest
 from baton.testing.baton_process import BatonProcess
 from baton.testing.fake_provider import Answer, FakeProvider, Refuse
 from baton.testing.opencode import OpencodeServer
+from baton.testing.waiting import wait_until as wait_until  # the tests import it from here
 
 MODELS = ("primary", "backup", "third")
 COOLING = "All credentials for model primary are cooling down"
@@ -48,18 +48,6 @@ def _opencode(provider: FakeProvider) -> Iterator[OpencodeServer]:
         yield server
         for session_id in list(server.session_status()):
             server.abort(session_id)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``condition`` until it returns something truthy; TimeoutError naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout}s")
-        time.sleep(0.05)
 
 
 def texts(message: dict[str, Any]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 from baton.testing.baton_process import BatonProcess
 from baton.testing.fake_provider import Answer, FakeProvider
 from baton.testing.opencode import OpencodeServer
+from baton.testing.waiting import wait_until as wait_until  # the tests import it from here
 
 MODELS = ("primary", "backup", "third")
 
@@ -61,18 +61,6 @@ def _start_baton(tmp_path: Path, opencode: OpencodeServer) -> Iterator[BatonFact
     yield start
     for baton in started:
         baton.stop()
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy (a readiness wait, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout}s")
-        time.sleep(0.05)
 
 
 def texts(message: dict[str, Any]) -> str:

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
-from starlette.applications import Starlette
-from starlette.routing import Route
+from mcp_serving import serving_mcp
 
 from baton.mcp_wire import LATEST_PROTOCOL_VERSION, McpEndpoint, McpServer, Progress
 
@@ -32,12 +28,6 @@ TOOL = {"name": "echo", "description": "says it back", "inputSchema": {"type": "
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def echo_server(ticks: int = 0) -> McpServer:
@@ -62,18 +52,8 @@ def echo_server(ticks: int = 0) -> McpServer:
 @contextlib.asynccontextmanager
 async def serving(server: McpServer) -> AsyncIterator[str]:
     endpoint = McpEndpoint(server)
-    http = _Server(uvicorn.Config(Starlette(routes=[Route("/mcp", endpoint=endpoint)]), log_level="warning",
-                                  access_log=False, lifespan="off"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    with sock:
-        async with endpoint.running(), anyio.create_task_group() as tg:
-            tg.start_soon(http.serve, [sock])
-            try:
-                yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
-            finally:
-                tg.cancel_scope.cancel()
+    async with serving_mcp(endpoint, endpoint.running) as url:
+        yield url
 
 
 async def post(url: str, body: Any, *, headers: dict[str, str] | None = None,

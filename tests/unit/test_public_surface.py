@@ -30,7 +30,7 @@ SNAPSHOT: dict[str, list[str]] = {
     ],
     "baton.auth": [
         "TOKEN_ENV", "TokenError", "bearer_matches", "dashboard_cookie", "dashboard_cookie_matches",
-        "host_allowed", "is_loopback", "load_token", "origin_allowed", "read_token",
+        "host_allowed", "is_loopback", "load_token", "origin_allowed", "read_token", "token_matches",
     ],
     "baton.catalog": ["Catalog", "EMPTY_CATALOG", "ModelInfo", "catalog_from_providers"],
     "baton.chain_check": ["Finding", "FindingKind", "check_chains", "checked_models"],
@@ -244,12 +244,15 @@ SNAPSHOT: dict[str, list[str]] = {
         "free_port", "opencode_config", "prompt_async", "warm_template",
     ],
     "baton.testing.opencode_home": ["seed_home", "warm_template"],
-    "baton.testing.opencode_install": ["OPENCODE_VERSION", "baton_cache_dir", "file_lock", "find_opencode"],
+    "baton.testing.opencode_install": [
+        "OPENCODE_VERSION", "baton_cache_dir", "file_lock", "find_opencode", "npm_install",
+    ],
     "baton.testing.opencode_process": [
         "OpencodeProcess", "base_env", "free_port", "opencode_config", "port_taken",
     ],
     "baton.testing.postgres": ["TestPostgres"],
     "baton.testing.recorder": ["EventRecorder"],
+    "baton.testing.waiting": ["wait_until"],
     "baton.tools": [
         "DEFAULT_OUTPUT_TIMEOUT_MS", "PROGRESS_INTERVAL_S", "SERVER_NAME", "TOOL_NAMES", "build_mcp_app",
         "build_server", "tool_definitions",

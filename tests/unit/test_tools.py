@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import httpx2
 import mcp_types as types
 import pytest
-import uvicorn
 from mcp import Client
-from starlette.applications import Starlette
-from starlette.routing import Route
+from mcp_serving import serving_mcp
 
 from baton import tools
 from baton.tasks.service import CallContext, ToolFailure
@@ -76,31 +73,11 @@ class FakeService:
         return "cancelled 1 task"
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without signal handlers, as baton runs it."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def serving(service: FakeService, *, call_limit_s: float = 60.0) -> AsyncIterator[str]:
     """Serve the MCP app the way the engine does and yield its URL."""
-    app, running = build_mcp_app(service, call_limit_s=call_limit_s)
-    server = _Server(uvicorn.Config(Starlette(routes=[Route("/mcp", endpoint=app)]), log_level="warning",
-                                    access_log=False, lifespan="off"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()  # connections wait in the backlog until uvicorn accepts them: no start-up poll
-    port = sock.getsockname()[1]
-    with sock:
-        async with running(), anyio.create_task_group() as tg:
-            tg.start_soon(server.serve, [sock])
-            try:
-                yield f"http://127.0.0.1:{port}/mcp"
-            finally:
-                tg.cancel_scope.cancel()  # faster than uvicorn's 0.1 s shutdown tick; the client is gone by now
+    async with serving_mcp(*build_mcp_app(service, call_limit_s=call_limit_s)) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager

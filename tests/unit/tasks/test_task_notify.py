@@ -10,6 +10,11 @@ from baton.tasks.events import DeliveryOutcome, ParentCompacted
 from baton.tasks.notify import BACKOFF_FIRST_S, COALESCE_S, QUIET_S, deliver_timer
 
 
+def answer_prompt(s: Sim, prompt_id: str) -> None:
+    """P's model answers the user message ``prompt_id`` (the turn completed)."""
+    s.feed(AssistantMessage(P, s.next_id(), prompt_id, "prov/parent-model", "build", completed=True))
+
+
 def started(s: Sim, n: int) -> list:  # type: ignore[type-arg]
     tasks = [s.launch(description=f"job {i}") for i in range(n)]
     for task in tasks:
@@ -246,7 +251,7 @@ def test_a_user_message_already_answered_does_not_hold_delivery() -> None:
     s.status(P, StatusType.IDLE)
     asked = s.next_id()
     s.user(P, asked)
-    s.feed(AssistantMessage(P, s.next_id(), asked, "prov/parent-model", "build", completed=True))
+    answer_prompt(s, asked)
     s.answer(task)
     s.advance(COALESCE_S + 0.01)
     assert len(of(s.fire_delivery(), Deliver)) == 1  # 50 ms after the end, not 2 s after the prompt
@@ -260,7 +265,7 @@ def test_an_answer_to_an_older_prompt_does_not_lift_the_quiet_period() -> None:
     older = s.next_id()
     s.user(P, older)
     s.user(P)
-    s.feed(AssistantMessage(P, s.next_id(), older, "prov/parent-model", "build", completed=True))
+    answer_prompt(s, older)
     s.answer(task)
     s.advance(COALESCE_S + 0.01)
     assert of(s.fire_delivery(), Deliver) == []
@@ -275,7 +280,7 @@ def test_an_update_of_the_prompt_already_answered_does_not_start_a_new_quiet_per
     s.status(P, StatusType.IDLE)
     asked = s.next_id()
     s.user(P, asked)
-    s.feed(AssistantMessage(P, s.next_id(), asked, "prov/parent-model", "build", completed=True))
+    answer_prompt(s, asked)
     s.user(P, asked)  # the same message, updated
     s.answer(task)
     s.advance(COALESCE_S + 0.01)
